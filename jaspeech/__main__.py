@@ -1,0 +1,3 @@
+from jaspeech.cli import main
+
+raise SystemExit(main())

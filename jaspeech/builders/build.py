@@ -1,0 +1,267 @@
+"""The build driver: plan a config, run its shards (resuming), then write the card.
+
+A plan (`manifests/<config>/plan.json`) fixes everything a row's content depends on: input, limit,
+shard count, backends and thresholds, and the positions of duplicate ids. Re-running the same command
+continues where it stopped; a different plan for the same config needs `--overwrite`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jaspeech import __version__
+from jaspeech.builders import corpus_spec
+from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions, source_id_of
+from jaspeech.builders.schema import RowReject
+from jaspeech.builders.sources import InputSource
+from jaspeech.builders.writer import ShardWriter, read_manifest, write_json_atomic
+from jaspeech.synthesis.text import TextOptions
+
+ROWS_PER_SHARD = 2000  # default shard size: small enough to lose little on a kill
+
+
+@dataclass
+class BuildOptions:
+    corpus: str
+    config: str
+    out: Path
+    input: str | None = None  # None: the source's hub id
+    split: str = "train"
+    limit: int | None = None
+    tts: str = "kokoro"
+    asr: str = "faster-whisper"
+    asr_model: str | None = None
+    max_kana_cer: float = 0.10
+    max_seconds: float = 30.0
+    num_shards: int | None = None
+    shard_index: int | None = None
+    workers: int = 1
+    overwrite: bool = False
+    quiet: bool = False
+
+
+class PlanMismatch(RuntimeError):
+    pass
+
+
+def _log(opts: BuildOptions, msg: str) -> None:
+    if not opts.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _duplicates(source: InputSource, id_field: str | None, limit: int | None) -> dict[str, int]:
+    """Positions whose source id already appeared earlier in the input -> the first position."""
+    if not id_field:
+        return {}
+    first: dict[str, int] = {}
+    dups: dict[str, int] = {}
+    for pos, raw in source.iter_rows(limit=limit):
+        sid = source_id_of(raw, id_field, pos)
+        if sid in first:
+            dups[str(pos)] = first[sid]
+        else:
+            first[sid] = pos
+    return dups
+
+
+def make_plan(opts: BuildOptions) -> dict:
+    spec = corpus_spec(opts.corpus)
+    if opts.config not in spec.configs:
+        raise ValueError(f"{opts.corpus} has no config {opts.config!r}; choose from {', '.join(spec.configs)}")
+    cfg = spec.configs[opts.config]
+    input_spec = opts.input or cfg.hub_id
+    source = InputSource(input_spec, cfg.name, cfg.hub_id, opts.split)
+    num_rows = source.count(opts.limit)
+    num_shards = opts.num_shards or max(1, math.ceil(num_rows / ROWS_PER_SHARD))
+    return {
+        "corpus": opts.corpus,
+        "config": opts.config,
+        "input": input_spec,
+        "split": opts.split,
+        "limit": opts.limit,
+        "num_rows": num_rows,
+        "num_shards": num_shards,
+        "tts": opts.tts,
+        "asr": opts.asr,
+        "asr_model": opts.asr_model,
+        "max_kana_cer": opts.max_kana_cer,
+        "max_seconds": opts.max_seconds,
+        "duplicates": _duplicates(source, cfg.id_field, opts.limit),
+    }
+
+
+def _plan_path(out: Path, config: str) -> Path:
+    return out / "manifests" / config / "plan.json"
+
+
+def _clear_config(out: Path, config: str) -> None:
+    for part in ("data", "rejects", "manifests"):
+        shutil.rmtree(out / part / config, ignore_errors=True)
+
+
+def load_or_create_plan(opts: BuildOptions) -> dict:
+    path = _plan_path(opts.out, opts.config)
+    plan = make_plan(opts)
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        old.pop("jaspeech_version", None)
+        if old != plan:
+            if not opts.overwrite:
+                changed = sorted(k for k in plan if old.get(k) != plan[k])
+                raise PlanMismatch(
+                    f"{path} holds a build of {opts.config!r} with different settings ({', '.join(changed)}); "
+                    "rerun with the same options to resume, or add --overwrite to rebuild this config"
+                )
+            _clear_config(opts.out, opts.config)
+    elif opts.overwrite:
+        _clear_config(opts.out, opts.config)
+    write_json_atomic(path, {**plan, "jaspeech_version": __version__})
+    return plan
+
+
+# --- running shards -------------------------------------------------------------------------------
+
+_BUILDERS: dict[tuple, RowBuilder] = {}
+
+
+def row_builder(plan: dict) -> RowBuilder:
+    """One RowBuilder (and one loaded TTS/ASR model) per process and plan."""
+    key = (plan["corpus"], plan["config"], plan["tts"], plan["asr"], plan["asr_model"],
+           plan["max_kana_cer"], plan["max_seconds"])
+    if key not in _BUILDERS:
+        from jaspeech.synthesis.asr import make_asr
+        from jaspeech.synthesis.tts import make_tts
+
+        spec = corpus_spec(plan["corpus"])
+        _BUILDERS[key] = RowBuilder(
+            spec,
+            spec.configs[plan["config"]],
+            make_tts(plan["tts"]),
+            make_asr(plan["asr"], plan["asr_model"]),
+            SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"])),
+        )
+    return _BUILDERS[key]
+
+
+def run_shard(out: Path, plan: dict, shard: int) -> dict:
+    """Process every input row of one shard and publish the shard; returns its manifest."""
+    spec = corpus_spec(plan["corpus"])
+    cfg = spec.configs[plan["config"]]
+    builder = row_builder(plan)
+    source = InputSource(plan["input"], cfg.name, cfg.hub_id, plan["split"])
+    writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features)
+    duplicates = plan["duplicates"]
+    t0, tts0, asr0 = time.perf_counter(), builder.timers.tts, builder.timers.asr
+    try:
+        for pos, raw in source.iter_rows(shard, plan["num_shards"], plan["limit"]):
+            sid = source_id_of(raw, cfg.id_field, pos)
+            if str(pos) in duplicates:
+                writer.reject(pos, sid, "duplicate_id", f"same id as input position {duplicates[str(pos)]}")
+                continue
+            try:
+                writer.add(builder.build(pos, raw, sid))
+            except RowReject as e:
+                writer.reject(pos, sid, e.reason, e.detail)
+            except Exception as e:  # a bug on one odd row is recorded, not fatal; the detail says what
+                writer.reject(pos, sid, "internal_error", f"{type(e).__name__}: {e}")
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(
+        {
+            "wall_seconds": time.perf_counter() - t0,
+            "tts_seconds": builder.timers.tts - tts0,
+            "asr_seconds": builder.timers.asr - asr0,
+        }
+    )
+
+
+def _worker(args: tuple[str, dict, int, int]) -> dict:
+    out, plan, shard, threads = args
+    return run_shard(Path(out), plan, shard)
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def pending_shards(out: Path, plan: dict, only: int | None = None) -> list[int]:
+    shards = range(plan["num_shards"]) if only is None else [only]
+    return [k for k in shards if read_manifest(out, plan["config"], k, plan["num_shards"]) is None]
+
+
+def build(opts: BuildOptions) -> dict:
+    """Build (or resume) one config into `opts.out`; returns a summary of all its shards."""
+    opts.out.mkdir(parents=True, exist_ok=True)
+    plan = load_or_create_plan(opts)
+    if opts.shard_index is not None and not 0 <= opts.shard_index < plan["num_shards"]:
+        raise ValueError(f"--shard-index must be in [0, {plan['num_shards']})")
+    todo = pending_shards(opts.out, plan, opts.shard_index)
+    _log(opts, f"{opts.corpus}/{opts.config}: {plan['num_rows']} input rows in {plan['num_shards']} shards, "
+         f"{len(todo)} to build")
+    done_rows = done_hours = 0.0
+    t0 = time.perf_counter()
+
+    def report(m: dict) -> None:
+        nonlocal done_rows, done_hours
+        done_rows += m["rows"] + m["rejects"]
+        done_hours += m["audio_hours"]
+        _log(opts, f"  shard {m['shard'] + 1}/{m['num_shards']}: {m['rows']} kept, {m['rejects']} rejected, "
+             f"{m['audio_hours'] * 3600:.0f} s audio ({done_rows:.0f} rows, {done_hours:.3f} h, "
+             f"{time.perf_counter() - t0:.0f} s so far)")
+
+    if opts.workers <= 1 or len(todo) <= 1:
+        for k in todo:
+            report(run_shard(opts.out, plan, k))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // opts.workers)
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(opts.workers, initializer=_init_worker, initargs=(threads,)) as pool:
+            for m in pool.imap_unordered(_worker, [(str(opts.out), plan, k, threads) for k in todo]):
+                report(m)
+
+    summary = summarize(opts.out, plan)
+    if summary["complete"]:
+        from jaspeech.cards.render import write_card
+
+        write_card(opts.out, corpus_spec(opts.corpus))
+    _log(opts, f"{opts.config}: {summary['rows']} rows kept, {summary['rejects']} rejected, "
+         f"{summary['audio_hours']:.3f} h" + ("" if summary["complete"] else " (incomplete)"))
+    return summary
+
+
+def summarize(out: Path, plan: dict) -> dict:
+    manifests = [read_manifest(out, plan["config"], k, plan["num_shards"]) for k in range(plan["num_shards"])]
+    done = [m for m in manifests if m is not None]
+    reasons: dict[str, int] = {}
+    for m in done:
+        for r, n in m["reject_reasons"].items():
+            reasons[r] = reasons.get(r, 0) + n
+    return {
+        "config": plan["config"],
+        "complete": len(done) == plan["num_shards"],
+        "shards_done": len(done),
+        "num_shards": plan["num_shards"],
+        "input_rows": plan["num_rows"],
+        "rows": sum(m["rows"] for m in done),
+        "rejects": sum(m["rejects"] for m in done),
+        "audio_hours": sum(m["audio_hours"] for m in done),
+        "reject_reasons": dict(sorted(reasons.items())),
+        "wall_seconds": sum(m["wall_seconds"] for m in done),
+        "tts_seconds": sum(m["tts_seconds"] for m in done),
+        "asr_seconds": sum(m["asr_seconds"] for m in done),
+    }
+
+
+def options_dict(opts: BuildOptions) -> dict:
+    d = asdict(opts)
+    d["out"] = str(opts.out)
+    return d

@@ -1,0 +1,165 @@
+"""One input row -> one output row or one reject: adapter, text preparation, speaker, TTS, round trip.
+
+The row's content depends only on the row (its source id seeds the speaker and the synthesis), never
+on the shard, worker or executor that processed it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jaspeech.builders.corpus import CorpusSpec, SourceConfig
+from jaspeech.builders.schema import RowReject
+from jaspeech.builders.sources import Malformed
+from jaspeech.synthesis.asr import ASRBackend
+from jaspeech.synthesis.audio import encode_flac
+from jaspeech.synthesis.roundtrip import score_turn
+from jaspeech.synthesis.speakers import assign_speaker, stable_hash
+from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech
+from jaspeech.synthesis.tts import TTSBackend
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    max_kana_cer: float = 0.10
+    text: TextOptions = field(default_factory=TextOptions)
+
+
+@dataclass
+class Timers:
+    """Seconds spent inside the backends, to measure orchestration overhead against wall time."""
+
+    tts: float = 0.0
+    asr: float = 0.0
+
+
+def source_id_of(raw: object, id_field: str | None, position: int) -> str:
+    """The source row's id field when it holds a usable scalar, else its 0-based position."""
+    if id_field and isinstance(raw, dict):
+        value = raw.get(id_field)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return clean_text(str(value)).strip() or str(position)
+    return str(position)
+
+
+def _response_text(value: object, turn: int) -> str:
+    if value is None:
+        raise RowReject("missing_response", f"turn {turn} has no text")
+    if not isinstance(value, str):
+        raise RowReject("bad_type", f"turn {turn} is a {type(value).__name__}, not a string")
+    text = clean_text(value)
+    if not text.strip():
+        raise RowReject("empty_response", f"turn {turn} is empty")
+    return text
+
+
+class RowBuilder:
+    def __init__(
+        self,
+        corpus: CorpusSpec,
+        config: SourceConfig,
+        tts: TTSBackend,
+        asr: ASRBackend | None,
+        options: SynthesisOptions = SynthesisOptions(),
+    ) -> None:
+        self.corpus, self.config, self.tts, self.asr, self.options = corpus, config, tts, asr, options
+        self.timers = Timers()
+
+    def build(self, position: int, raw: object, source_id: str) -> dict:
+        """Return the output row, or raise `RowReject`."""
+        if isinstance(raw, Malformed):
+            raise RowReject("malformed", raw.detail)
+        example = self.config.adapter(raw)
+        extra = self.corpus.check_extra(example.extra) if self.corpus.check_extra else example.extra
+        speaker = assign_speaker(self.config.hub_id, source_id)
+
+        texts: list[str] = []
+        for i, turn in enumerate(example.turns):
+            if turn.spoken:
+                try:
+                    texts.append(prepare_for_speech(turn.text, self.options.text))
+                except Unspeakable as e:
+                    raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
+            else:
+                texts.append(_response_text(turn.text, i))
+
+        spoken = [i for i, t in enumerate(example.turns) if t.spoken]
+        audios = {i: self._synthesize(texts[i], speaker, source_id, i) for i in spoken}
+        scores = self._round_trip({i: texts[i] for i in spoken}, audios)
+
+        turns = []
+        for i, turn in enumerate(example.turns):
+            if turn.spoken:
+                samples, sr = audios[i]
+                s = scores.get(i)
+                turns.append(
+                    {
+                        "role": turn.role,
+                        "text": texts[i],
+                        "audio": {"bytes": encode_flac(samples, sr), "path": None},
+                        "duration": len(samples) / sr,
+                        "transcript": s.transcript if s else None,
+                        "cer": s.cer if s else None,
+                        "kana_cer": s.kana_cer if s else None,
+                    }
+                )
+            else:
+                turns.append(
+                    {"role": turn.role, "text": texts[i], "audio": None, "duration": None,
+                     "transcript": None, "cer": None, "kana_cer": None}
+                )
+        return {
+            "id": f"{self.config.name}-{source_id}",
+            "source_dataset": self.config.hub_id,
+            "source_id": source_id,
+            "source_index": position,
+            "speaker": speaker.name,
+            "duration": sum(len(a) / sr for a, sr in audios.values()),
+            "tts_model": self.tts.name,
+            "asr_model": self.asr.name if self.asr else "none",
+            "turns": turns,
+            **extra,
+        }
+
+    def _synthesize(self, text: str, speaker, source_id: str, turn: int) -> tuple[np.ndarray, int]:
+        seed = stable_hash("seed", self.config.hub_id, source_id, str(turn)) % (2**31)
+        t0 = time.perf_counter()
+        try:
+            samples, sr = self.tts.synthesize(text, speaker, seed)
+        except Exception as e:  # a backend failure on one row must not stop the build
+            raise RowReject("tts_error", f"turn {turn}: {type(e).__name__}: {e}") from None
+        finally:
+            self.timers.tts += time.perf_counter() - t0
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size == 0 or not np.all(np.isfinite(samples)) or float(np.max(np.abs(samples))) < 1e-4:
+            raise RowReject("tts_empty", f"turn {turn}: TTS returned no usable audio")
+        seconds = samples.size / sr
+        if seconds > self.options.text.max_seconds:
+            raise RowReject(
+                "audio_too_long", f"turn {turn}: {seconds:.1f} s > {self.options.text.max_seconds:g} s"
+            )
+        return samples, sr
+
+    def _round_trip(self, texts: dict[int, str], audios: dict[int, tuple[np.ndarray, int]]) -> dict:
+        if self.asr is None or not texts:
+            return {}
+        order = sorted(texts)
+        t0 = time.perf_counter()
+        try:
+            transcripts = self.asr.transcribe([audios[i] for i in order])
+        except Exception as e:
+            raise RowReject("asr_error", f"{type(e).__name__}: {e}") from None
+        finally:
+            self.timers.asr += time.perf_counter() - t0
+        scores = {i: score_turn(texts[i], tr) for i, tr in zip(order, transcripts, strict=True)}
+        for i in order:
+            k = scores[i].kana_cer
+            if math.isnan(k) or k > self.options.max_kana_cer:
+                raise RowReject(
+                    "roundtrip",
+                    f"turn {i}: kana_cer {k:.3f} > {self.options.max_kana_cer:g}; heard {scores[i].transcript!r}",
+                )
+        return scores

@@ -1,0 +1,62 @@
+"""Row schemas shared by every TTS corpus, and the types source adapters return.
+
+One turn structure serves SFT and DPO: `turns` is the conversation in order; user turns are spoken
+(text, audio, ASR scores), assistant turns are text. DPO rows add `chosen` / `rejected`, so a
+collator reads both corpora with one code path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datasets import Audio, Features, List, Value
+
+TURN = {
+    "role": Value("string"),  # "user" | "assistant"
+    "text": Value("string"),  # user: the exact text spoken in `audio`; assistant: the response
+    "audio": Audio(),  # FLAC bytes; null for assistant turns
+    "duration": Value("float32"),  # seconds of audio; null for assistant turns
+    "transcript": Value("string"),  # ASR round-trip transcript; null if not spoken or --asr none
+    "cer": Value("float32"),  # kotoba-whisper-normalised CER of transcript vs text
+    "kana_cer": Value("float32"),  # CER of the katakana readings (the filter's criterion)
+}
+
+COMMON = {
+    "id": Value("string"),  # "<config>-<source_id>", unique within the corpus
+    "source_dataset": Value("string"),  # hub id of the source corpus
+    "source_id": Value("string"),  # the source row's id field, else its 0-based input position
+    "source_index": Value("int64"),  # 0-based position in the input (stable accounting key)
+    "speaker": Value("string"),  # one of spk00..spk19
+    "duration": Value("float32"),  # total seconds of speech in the row
+    "tts_model": Value("string"),
+    "asr_model": Value("string"),  # "none" when the round trip was skipped
+    "turns": List(TURN),
+}
+
+SFT_FEATURES = Features(COMMON)
+DPO_FEATURES = Features({**COMMON, "chosen": Value("string"), "rejected": Value("string")})
+
+REJECT_FIELDS = ("source_index", "source_id", "reason", "detail")
+
+
+@dataclass
+class Turn:
+    role: str
+    text: object  # not yet validated: adapters pass through whatever the source holds
+    spoken: bool
+
+
+@dataclass
+class Example:
+    """What a source adapter makes of one input row: the conversation, plus corpus-specific text fields."""
+
+    turns: list[Turn]
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class RowReject(Exception):
+    """Raised anywhere in the pipeline for a row that cannot be kept; becomes a reject record."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

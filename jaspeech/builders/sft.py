@@ -1,0 +1,78 @@
+"""`jaspeech-sft-audio`: spoken instructions for multi-task SFT.
+
+Configs:
+- `magpie` from `llm-jp/magpie-sft-v1.0` (`{id, conversations: [{role, content}, ...]}`): the first user
+  turn is spoken, the first assistant turn after it is the response.
+- `automultiturn` from `kanhatakeyama/AutoMultiTurnByCalm3-22B` (flat `q1, a1, q2, a2`): both questions
+  are spoken, both answers are text.
+"""
+from __future__ import annotations
+
+from jaspeech.builders.adapters import field, require_mapping, turn_list
+from jaspeech.builders.corpus import CorpusSpec, SourceConfig
+from jaspeech.builders.schema import SFT_FEATURES, Example, RowReject, Turn
+
+
+def magpie(raw: object) -> Example:
+    row = require_mapping(raw)
+    conversations = turn_list(row, "conversations")
+    user = next((i for i, t in enumerate(conversations) if t.get("role") == "user"), None)
+    if user is None:
+        raise RowReject("no_user_turn", "no turn with role 'user'")
+    reply = next((t for t in conversations[user + 1 :] if t.get("role") == "assistant"), None)
+    if reply is None:
+        raise RowReject("no_response", "no assistant turn after the first user turn")
+    return Example(
+        turns=[
+            Turn("user", conversations[user].get("content"), spoken=True),
+            Turn("assistant", reply.get("content"), spoken=False),
+        ]
+    )
+
+
+def automultiturn(raw: object) -> Example:
+    row = require_mapping(raw)
+    return Example(
+        turns=[
+            Turn("user", field(row, "q1"), spoken=True),
+            Turn("assistant", field(row, "a1"), spoken=False),
+            Turn("user", field(row, "q2"), spoken=True),
+            Turn("assistant", field(row, "a2"), spoken=False),
+        ]
+    )
+
+
+SPEC = CorpusSpec(
+    name="jaspeech-sft-audio",
+    pretty_name="JaSpeech SFT audio: spoken Japanese instructions",
+    features=SFT_FEATURES,
+    card_template="sft.md.j2",
+    task_categories=("automatic-speech-recognition", "text-generation"),
+    summary="Japanese instructions spoken by TTS, with the text responses they ask for, "
+    "for supervised fine-tuning of speech LLMs.",
+    configs={
+        "magpie": SourceConfig(
+            name="magpie",
+            hub_id="llm-jp/magpie-sft-v1.0",
+            license="apache-2.0",
+            adapter=magpie,
+            id_field="id",
+            description="Single-turn instructions synthesised with Magpie; the instruction is spoken.",
+            original_columns={"instruction_audio": "turns[0].audio", "response": "turns[1].text"},
+        ),
+        "automultiturn": SourceConfig(
+            name="automultiturn",
+            hub_id="kanhatakeyama/AutoMultiTurnByCalm3-22B",
+            license="other (see the source dataset card)",
+            adapter=automultiturn,
+            id_field=None,
+            description="Two-turn conversations generated with CALM3-22B-Chat; both questions are spoken.",
+            original_columns={
+                "q1_audio": "turns[0].audio",
+                "a1": "turns[1].text",
+                "q2_audio": "turns[2].audio",
+                "a2": "turns[3].text",
+            },
+        ),
+    },
+)

@@ -1,0 +1,1 @@
+"""Dataset cards: templates per corpus and rendering from the files on disk."""

@@ -1,0 +1,103 @@
+"""The `jaspeech` command: `jaspeech build CORPUS ...`, `jaspeech card DIR`, `jaspeech eval cer FILE`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from jaspeech import __version__
+from jaspeech.builders import CORPORA
+
+
+def _build_parser(sub) -> None:
+    from jaspeech.synthesis.asr import ASR_BACKENDS
+    from jaspeech.synthesis.tts import TTS_BACKENDS
+
+    p = sub.add_parser(
+        "build",
+        help="build (or resume) one config of a corpus into a Hugging Face dataset folder",
+        description="Build one config of a corpus. Re-running the same command resumes; building another "
+        "config into the same --out adds it and keeps the others.",
+    )
+    p.add_argument("corpus", choices=CORPORA)
+    p.add_argument("--config", required=True, help="e.g. magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO)")
+    p.add_argument("--input", default=None,
+                   help="hub id (default: the source's), a local JSONL/JSON/Parquet file or folder, or 'sample'")
+    p.add_argument("--split", default="train", help="split to read from a hub input")
+    p.add_argument("--out", required=True, type=Path, help="output folder (a dataset repo)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N input rows")
+    p.add_argument("--tts", default="kokoro", choices=TTS_BACKENDS)
+    p.add_argument("--asr", default="faster-whisper", choices=ASR_BACKENDS)
+    p.add_argument("--asr-model", default=None, help="CTranslate2 Whisper folder (default: Whisper base from PyPI)")
+    p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
+    p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
+    p.add_argument("--shard-index", type=int, default=None, help="build only this shard (job arrays)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing build of this config")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _run_build(args) -> int:
+    from jaspeech.builders.build import BuildOptions, PlanMismatch, build
+
+    if args.limit is not None and args.limit < 0:
+        raise SystemExit("--limit must be >= 0")
+    opts = BuildOptions(
+        corpus=args.corpus, config=args.config, out=args.out, input=args.input, split=args.split,
+        limit=args.limit, tts=args.tts, asr=args.asr, asr_model=args.asr_model,
+        max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds, num_shards=args.num_shards,
+        shard_index=args.shard_index, workers=args.workers, overwrite=args.overwrite, quiet=args.quiet,
+    )
+    try:
+        summary = build(opts)
+    except (PlanMismatch, FileNotFoundError, ValueError) as e:
+        print(f"jaspeech build: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _run_card(args) -> int:
+    from jaspeech.builders import corpus_spec
+    from jaspeech.cards.render import write_card
+
+    plans = sorted(args.folder.glob("manifests/*/plan.json"))
+    if not plans:
+        print(f"jaspeech card: error: {args.folder} holds no jaspeech build", file=sys.stderr)
+        return 2
+    corpus = json.loads(plans[0].read_text(encoding="utf-8"))["corpus"]
+    print(write_card(args.folder, corpus_spec(corpus)))
+    return 0
+
+
+def _run_eval_cer(args) -> int:
+    from jaspeech.model.evaluation import cer_metrics_from_file
+
+    print(json.dumps(cer_metrics_from_file(args.file, model=args.model, dataset=args.dataset), ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jaspeech", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"jaspeech {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _build_parser(sub)
+
+    card = sub.add_parser("card", help="(re)write README.md of a built corpus folder from its files")
+    card.add_argument("folder", type=Path)
+
+    ev = sub.add_parser("eval", help="evaluation")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    ev_cer = ev_sub.add_parser("cer", help="recompute CER/WER (kotoba-whisper protocol) from a predictions CSV")
+    ev_cer.add_argument("file", type=Path, help="CSV with reference_raw and prediction_raw columns")
+    ev_cer.add_argument("--model", default=None)
+    ev_cer.add_argument("--dataset", default=None)
+
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return _run_build(args)
+    if args.command == "card":
+        return _run_card(args)
+    return _run_eval_cer(args)

@@ -1,0 +1,28 @@
+"""ASR backends behind one interface: `transcribe(list of (samples, sample_rate)) -> list[str]`.
+
+`name` is recorded in every row as `asr_model`. `none` skips the round trip (rows keep null scores).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class ASRBackend(Protocol):
+    name: str
+
+    def transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]: ...
+
+
+ASR_BACKENDS = ("faster-whisper", "none")
+
+
+def make_asr(name: str, model: str | None = None) -> ASRBackend | None:
+    if name == "none":
+        return None
+    if name == "faster-whisper":
+        from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
+
+        return FasterWhisperASR(model)
+    raise ValueError(f"unknown ASR backend {name!r}; choose from {', '.join(ASR_BACKENDS)}")

@@ -1,0 +1,200 @@
+"""Text preparation for speech: make a turn speakable or say why it cannot be.
+
+`prepare_for_speech` returns the exact text handed to TTS (so the `text` column always matches the
+audio) or raises `Unspeakable` with a reject reason. Rewrites are limited to what a speaker would
+naturally drop (markdown markup, emoji, invisible characters); content a speaker cannot say without
+changing the request (code, URLs, tables, formulas) rejects the row, because the response was written
+for the original text.
+
+The language check is script based and deterministic. `langdetect` (named in the original card)
+labels short kanji strings as Chinese or Korean and is not deterministic without a fixed seed;
+`benchmarks/langid.py` measures both on the same labelled strings.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_TEXT_CHARS = 4000  # far beyond 30 s of speech; longer input is rejected before any regex work
+
+
+class Unspeakable(ValueError):
+    """A turn that cannot be spoken; `reason` is the reject reason recorded for the row."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    max_seconds: float = 30.0  # the Whisper encoder window
+    morae_per_second: float = 6.5  # slow end of read Japanese speech: the estimate errs long
+
+
+_INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]"  # zero-width, bidi marks and embeddings, BOM
+)
+_CODE_FENCE = re.compile(r"```|~~~")
+_INLINE_CODE = re.compile(r"`([^`\n]*)`")
+_CODE_LIKE = re.compile(r"[{};=<>]|[A-Za-z_]\w*\([^)]*\)|::|->|=>|\bdef |\bimport |\breturn\b|#include|</")
+_URL = re.compile(r"https?://|www\.|[\w.+-]+@[\w-]+\.[\w.]+|\]\(")
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
+_MATH = re.compile(r"\$[^$\n]+\$|\\\(|\\\[|\\frac|\\sum")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>\n]{0,40}>")
+_MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
+_MD_BULLET = re.compile(r"^\s*(?:[-*+・]|\d+[.)])\s+", re.MULTILINE)
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|~~)(?=\S)(.+?)(?<=\S)\1")
+_SENTENCE_END = "。！？!?…"
+
+
+def clean_text(text: str) -> str:
+    """Drop C0/C1 controls (keeping newlines and tabs), unpaired surrogates and invisible marks.
+
+    Applied to every text we store, spoken or not: an unpaired surrogate cannot even be written to Parquet.
+    """
+    text = _INVISIBLE.sub("", text)
+    return "".join(
+        c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs", "Co", "Cn")
+    )
+
+
+def _is_emoji(c: str) -> bool:
+    cp = ord(c)
+    return (
+        unicodedata.category(c) == "So"
+        and (0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF or 0x2B00 <= cp <= 0x2BFF)
+    ) or cp in (0xFE0F, 0x200D) or 0x1F3FB <= cp <= 0x1F3FF
+
+
+def _join_lines(text: str) -> str:
+    """Line breaks become sentence or clause breaks, so TTS pauses where the writer broke the line."""
+    out: list[str] = []
+    for line in (ln.strip() for ln in text.split("\n")):
+        if not line:
+            continue
+        if out and out[-1][-1] not in _SENTENCE_END + "、,:：":
+            out[-1] += "。"
+        out.append(line)
+    return "".join(out)
+
+
+def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> str:
+    """Return the speakable form of `text` or raise `Unspeakable(reason)`."""
+    if text is None:
+        raise Unspeakable("missing_text")
+    if not isinstance(text, str):
+        raise Unspeakable("bad_type", f"expected a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise Unspeakable("too_long", f"{len(text)} characters")
+    text = unicodedata.normalize("NFKC", clean_text(text))
+    if not text.strip():
+        raise Unspeakable("empty_text")
+    if _CODE_FENCE.search(text) or any(_CODE_LIKE.search(m) for m in _INLINE_CODE.findall(text)):
+        raise Unspeakable("unspeakable_code", "code block or code-like inline code")
+    if _URL.search(text):
+        raise Unspeakable("unspeakable_url", "URL, e-mail address or link")
+    if len(_TABLE_ROW.findall(text)) >= 2:
+        raise Unspeakable("unspeakable_table", "markdown table")
+    if _MATH.search(text):
+        raise Unspeakable("unspeakable_math", "TeX formula")
+    text = _INLINE_CODE.sub(r"\1", text)
+    text = _HTML_TAG.sub("", text)
+    text = _MD_HEADER.sub("", text)
+    text = _MD_BULLET.sub("", text)
+    text = _MD_EMPHASIS.sub(r"\2", text)
+    text = "".join(c for c in text if not _is_emoji(c))
+    text = re.sub(r"[ \t\u3000]+", " ", _join_lines(text)).strip()
+    if not any(unicodedata.category(c)[0] in "LN" for c in text):
+        raise Unspeakable("empty_text", "nothing speakable after removing markup and symbols")
+    language = detect_language(text)
+    if language != "ja":
+        raise Unspeakable("not_japanese", f"detected {language}")
+    seconds = estimate_seconds(text, options)
+    if seconds > options.max_seconds:
+        raise Unspeakable("too_long", f"estimated {seconds:.1f} s > {options.max_seconds:g} s")
+    return text
+
+
+# --- language -------------------------------------------------------------------------------------
+
+# Characters that occur in simplified Chinese but not in Japanese writing (or are very rare in it).
+_ZH_ONLY = set(
+    "这们吗么呢没还说对会个为时来过给让从里样哪谁怎她它见东车长门问间关开发无动学实现经进话语请谢题点认识"
+    "你您啊吧嗯呀哦喜欢觉得吃饭谁爱边头买卖钱书读写听记忆网络电脑视频软件请问"
+)
+
+
+def _script(c: str) -> str:
+    cp = ord(c)
+    if 0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0xFF66 <= cp <= 0xFF9D:
+        return "kana"
+    if 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF or c in "々〆":
+        return "han"
+    if 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x3130 <= cp <= 0x318F:
+        return "hangul"
+    if c.isascii() and c.isalpha():
+        return "latin"
+    if c.isalpha():
+        return "other"
+    return ""
+
+
+def detect_language(text: str) -> str:
+    """'ja', 'zh', 'ko', 'en', 'other' or 'unknown', from the scripts used.
+
+    Kana only occur in Japanese, so any kana with a fair CJK share is Japanese. Kanji-only strings are
+    Japanese unless they contain simplified-only characters or run long without a single kana (a real
+    Japanese sentence of 20+ kanji and no kana is rare; a Chinese one is the norm). Latin words count
+    once per word, not per letter, so technical Japanese with English terms stays Japanese.
+    """
+    counts = {"kana": 0, "han": 0, "hangul": 0, "latin": 0, "other": 0}
+    for c in text:
+        s = _script(c)
+        if s:
+            counts[s] += 1
+    latin_words = len(re.findall(r"[A-Za-z]+", text))
+    cjk = counts["kana"] + counts["han"]
+    units = cjk + counts["hangul"] + latin_words + counts["other"]
+    if units == 0:
+        return "unknown"
+    if counts["hangul"] > 0.3 * units:
+        return "ko"
+    if counts["kana"] and cjk >= 0.4 * units:
+        return "ja"
+    if counts["han"] and not counts["kana"] and counts["han"] >= 0.5 * units:
+        if any(c in _ZH_ONLY for c in text) or counts["han"] >= 20:
+            return "zh"
+        return "ja"
+    if latin_words and latin_words >= 0.5 * units:
+        return "en"
+    return "other"
+
+
+# --- length ---------------------------------------------------------------------------------------
+
+_SMALL_KANA = set("ぁぃぅぇぉゃゅょゎァィゥェォャュョヮ")
+
+
+def estimate_morae(text: str) -> float:
+    """A cheap, conservative mora count: kanji read as ~2 morae, digits ~1.5, Latin letters ~1."""
+    morae = 0.0
+    for c in text:
+        s = _script(c)
+        if s == "kana":
+            morae += 0.0 if c in _SMALL_KANA else 1.0
+        elif s == "han":
+            morae += 2.0
+        elif c.isdigit():
+            morae += 1.5
+        elif s in ("latin", "hangul", "other"):
+            morae += 1.0
+        elif c in _SENTENCE_END + "、,":
+            morae += 2.0  # a pause
+    return morae
+
+
+def estimate_seconds(text: str, options: TextOptions = TextOptions()) -> float:
+    return estimate_morae(text) / options.morae_per_second
