@@ -122,8 +122,8 @@ def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> st
 
 # Characters that occur in simplified Chinese but not in Japanese writing (or are very rare in it).
 _ZH_ONLY = set(
-    "这们吗么呢没还说对会个为时来过给让从里样哪谁怎她它见东车长门问间关开发无动学实现经进话语请谢题点认识"
-    "你您啊吧嗯呀哦喜欢觉得吃饭谁爱边头买卖钱书读写听记忆网络电脑视频软件请问"
+    "这们吗么呢没还说对个为时过给让从样哪谁怎她它见东车长门问间关开发无动实现经进话语请谢题认识"
+    "你您啊吧嗯呀哦欢觉吃饭爱边头买卖钱书读写听记忆网络电脑视频软"
 )
 
 

@@ -1,0 +1,52 @@
+"""Shared fixtures: output accounting and tiny input files written in each source's schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def kept_and_rejected(out: Path, config: str) -> tuple[list[int], list[int]]:
+    """Input positions found in data/ and in rejects/ for one config (lists, so duplicates show)."""
+    kept: list[int] = []
+    for f in sorted((out / "data" / config).glob("*.parquet")):
+        kept += pq.read_table(f, columns=["source_index"]).column("source_index").to_pylist()
+    rejected: list[int] = []
+    for f in sorted((out / "rejects" / config).glob("*.jsonl")):
+        rejected += [json.loads(line)["source_index"] for line in f.read_text(encoding="utf-8").splitlines()]
+    return kept, rejected
+
+
+def reject_reasons(out: Path, config: str) -> dict[int, str]:
+    reasons = {}
+    for f in sorted((out / "rejects" / config).glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            reasons[r["source_index"]] = r["reason"]
+    return reasons
+
+
+def assert_accounted(out: Path, config: str, n_input: int) -> tuple[list[int], list[int]]:
+    kept, rejected = kept_and_rejected(out, config)
+    assert len(set(kept)) == len(kept), "a row was written twice"
+    assert len(set(rejected)) == len(rejected), "a row was rejected twice"
+    assert not set(kept) & set(rejected), "a row is both kept and rejected"
+    assert set(kept) | set(rejected) == set(range(n_input)), "a row was lost"
+    return kept, rejected
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    """Rows may be dicts (dumped) or raw strings (written as-is, for broken lines)."""
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+        for r in rows:
+            f.write((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n")
+    return path
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "corpus"

@@ -1,0 +1,25 @@
+"""Round-trip scoring with the real pyopenjtalk readings."""
+import pytest
+
+from jaspeech.synthesis.roundtrip import kana_reading, score_turn
+
+
+def test_reading_aware_cer_ignores_spelling():
+    s = score_turn("三月三日は晴れです。", "3月3日は晴れです")
+    assert s.kana_cer == 0.0
+    assert s.cer > 0.0  # the plain CER sees different characters
+
+
+def test_kana_cer_counts_misheard_speech():
+    s = score_turn("明日の会議は午後二時からです。", "明日の会議は午後三時からです。")
+    assert 0.0 < s.kana_cer < 0.2
+
+
+def test_kana_reading():
+    assert kana_reading("東京") == "トーキョー"
+    assert kana_reading("  ") == ""
+
+
+@pytest.mark.parametrize("hyp", ["", "まったく違う文章"])
+def test_bad_transcripts_score_high(hyp):
+    assert score_turn("おはようございます", hyp).kana_cer >= 0.5
