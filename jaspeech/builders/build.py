@@ -189,7 +189,7 @@ def _worker(args: tuple[str, dict, int, int]) -> dict:
 
 
 def _init_worker(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS"):
+    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS", "JASPEECH_TTS_THREADS"):
         os.environ[var] = str(threads)
 
 

