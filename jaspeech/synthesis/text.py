@@ -37,6 +37,7 @@ class TextOptions:
 _INVISIBLE = re.compile(
     "[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]"  # zero-width, bidi marks and embeddings, BOM
 )
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # terminal colour/cursor codes
 _CODE_FENCE = re.compile(r"```|~~~")
 _INLINE_CODE = re.compile(r"`([^`\n]*)`")
 _CODE_LIKE = re.compile(r"[{};=<>]|[A-Za-z_]\w*\([^)]*\)|::|->|=>|\bdef |\bimport |\breturn\b|#include|</")
@@ -55,7 +56,7 @@ def clean_text(text: str) -> str:
 
     Applied to every text we store, spoken or not: an unpaired surrogate cannot even be written to Parquet.
     """
-    text = _INVISIBLE.sub("", text)
+    text = _INVISIBLE.sub("", _ANSI_ESCAPE.sub("", text))
     return "".join(
         c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs", "Co", "Cn")
     )
