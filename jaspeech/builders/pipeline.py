@@ -16,7 +16,7 @@ from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
 from jaspeech.synthesis.audio import encode_flac
-from jaspeech.synthesis.roundtrip import score_turn
+from jaspeech.synthesis.roundtrip import score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import assign_speaker, stable_hash
 from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech
 from jaspeech.synthesis.tts import TTSBackend
@@ -83,6 +83,8 @@ class RowBuilder:
                     texts.append(prepare_for_speech(turn.text, self.options.text))
                 except Unspeakable as e:
                     raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
+                if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(texts[-1])):
+                    raise RowReject("unreadable_kanji", f"turn {i}: no reading for {chars}")
             else:
                 texts.append(_response_text(turn.text, i))
 

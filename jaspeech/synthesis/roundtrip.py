@@ -17,13 +17,38 @@ _NOT_KANA = re.compile(r"[^\u30a1-\u30fa\u30fc]")
 
 @lru_cache(maxsize=4096)
 def kana_reading(text: str) -> str:
-    """Katakana pronunciation of `text` (punctuation and spaces dropped)."""
+    """Katakana pronunciation of `text` (punctuation, spaces and unreadable characters dropped).
+
+    Vanilla OpenJTalk readings: pyopenjtalk-plus's post-processing loads a Sudachi dictionary for
+    unknown kanji, which the offline stack does not ship; both sides of a comparison get the same
+    treatment, so the plain dictionary readings are what a fair comparison needs.
+    """
     import pyopenjtalk
 
     if not text.strip():
         return ""
-    kana = pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False)
+    kana = pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False, use_vanilla=True)
     return _NOT_KANA.sub("", kana)
+
+
+def unreadable_kanji(text: str) -> str:
+    """The kanji in `text` that the OpenJTalk dictionary cannot read (it tags them as symbols).
+
+    Both offline TTS backends read through this dictionary; such a character would be skipped or make
+    the frontend fail, so the row is rejected before synthesis instead.
+    """
+    import pyopenjtalk
+
+    chars = []
+    for feature in pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False, use_vanilla=True):
+        if feature["pos"] == "記号":
+            chars += [c for c in feature["string"] if _is_kanji(c)]
+    return "".join(dict.fromkeys(chars))
+
+
+def _is_kanji(c: str) -> bool:
+    cp = ord(c)
+    return 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FFFF or 0xF900 <= cp <= 0xFAFF
 
 
 @dataclass(frozen=True)

