@@ -1,4 +1,4 @@
-"""The `jaspeech` command: `jaspeech build CORPUS ...`, `jaspeech card DIR`, `jaspeech eval cer FILE`."""
+"""The `jaspeech` command: build, card, publish, eval."""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +72,23 @@ def _run_card(args) -> int:
     return 0
 
 
+def _run_publish(args) -> int:
+    from jaspeech.cards.publish import publish
+
+    try:
+        plan = publish(args.folder, args.repo_id, private=args.private, include_rejects=args.include_rejects,
+                       dry_run=args.dry_run)
+    except FileNotFoundError as e:
+        print(f"jaspeech publish: error: {e}", file=sys.stderr)
+        return 2
+    for f in plan.files:
+        size = (args.folder / f).stat().st_size
+        print(f"{size:>14,d}  {f}")
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} {len(plan.files)} files, {plan.total_bytes:,d} bytes to datasets/{args.repo_id}")
+    return 0
+
+
 def _run_eval_cer(args) -> int:
     from jaspeech.model.evaluation import cer_metrics_from_file
 
@@ -88,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     card = sub.add_parser("card", help="(re)write README.md of a built corpus folder from its files")
     card.add_argument("folder", type=Path)
 
+    pub = sub.add_parser("publish", help="upload a built corpus folder to the Hugging Face Hub (resumable)")
+    pub.add_argument("folder", type=Path)
+    pub.add_argument("--repo-id", required=True, help="e.g. llm-jp/jaspeech-sft-audio")
+    pub.add_argument("--private", action="store_true", help="create the repo as private if it does not exist")
+    pub.add_argument("--include-rejects", action="store_true", help="also upload rejects/")
+    pub.add_argument("--dry-run", action="store_true", help="list exactly what would be uploaded, upload nothing")
+
     ev = sub.add_parser("eval", help="evaluation")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     ev_cer = ev_sub.add_parser("cer", help="recompute CER/WER (kotoba-whisper protocol) from a predictions CSV")
@@ -100,4 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         return _run_build(args)
     if args.command == "card":
         return _run_card(args)
+    if args.command == "publish":
+        return _run_publish(args)
     return _run_eval_cer(args)

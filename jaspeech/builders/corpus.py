@@ -18,6 +18,7 @@ class SourceConfig:
     id_field: str | None  # the source's row id column, if it has one
     description: str = ""
     original_columns: dict[str, str] = field(default_factory=dict)  # original release column -> ours
+    bibtex: str = ""  # how to cite the source
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,18 @@ SPEC = CorpusSpec(
             id_field=None,
             description="Japanese translation of 12k Anthropic HH-RLHF comparisons; every human turn is spoken.",
             original_columns={"prompt_audio": "turns[*].audio (user turns)", "chosen": "chosen", "rejected": "rejected"},
+            bibtex="""@misc{llmjp2024hhrlhf12kja,
+  title = {hh-rlhf-12k-ja},
+  author = {{LLM-jp}},
+  year = {2024},
+  howpublished = {\\url{https://huggingface.co/datasets/llm-jp/hh-rlhf-12k-ja}}
+}
+@article{bai2022training,
+  title = {Training a Helpful and Harmless Assistant with Reinforcement Learning from Human Feedback},
+  author = {Bai, Yuntao and others},
+  journal = {arXiv preprint arXiv:2204.05862},
+  year = {2022}
+}""",
         ),
         "chatbot-arena": SourceConfig(
             name="chatbot-arena",
@@ -87,6 +99,18 @@ SPEC = CorpusSpec(
             id_field=None,
             description="Chatbot Arena prompts with CALM2-7B-Chat responses ranked by a reward model.",
             original_columns={"prompt_audio": "turns[0].audio", "chosen": "chosen", "rejected": "rejected"},
+            bibtex="""@misc{cyberagent2024chatbotarenaja,
+  title = {chatbot-arena-ja-calm2-7b-chat-experimental},
+  author = {{CyberAgent}},
+  year = {2024},
+  howpublished = {\\url{https://huggingface.co/datasets/cyberagent/chatbot-arena-ja-calm2-7b-chat-experimental}}
+}
+@article{zheng2023judging,
+  title = {Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena},
+  author = {Zheng, Lianmin and others},
+  journal = {arXiv preprint arXiv:2306.05685},
+  year = {2023}
+}""",
         ),
     },
 )

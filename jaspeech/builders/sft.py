@@ -59,6 +59,18 @@ SPEC = CorpusSpec(
             id_field="id",
             description="Single-turn instructions synthesised with Magpie; the instruction is spoken.",
             original_columns={"instruction_audio": "turns[0].audio", "response": "turns[1].text"},
+            bibtex="""@misc{llmjp2024magpiesft,
+  title = {magpie-sft-v1.0},
+  author = {{LLM-jp}},
+  year = {2024},
+  howpublished = {\\url{https://huggingface.co/datasets/llm-jp/magpie-sft-v1.0}}
+}
+@article{xu2024magpie,
+  title = {Magpie: Alignment Data Synthesis from Scratch by Prompting Aligned LLMs with Nothing},
+  author = {Xu, Zhangchen and Jiang, Fengqing and Niu, Luyao and Deng, Yuntian and Poovendran, Radha and Choi, Yejin and Lin, Bill Yuchen},
+  journal = {arXiv preprint arXiv:2406.08464},
+  year = {2024}
+}""",
         ),
         "automultiturn": SourceConfig(
             name="automultiturn",
@@ -73,6 +85,12 @@ SPEC = CorpusSpec(
                 "q2_audio": "turns[2].audio",
                 "a2": "turns[3].text",
             },
+            bibtex="""@misc{hatakeyama2024automultiturn,
+  title = {AutoMultiTurnByCalm3-22B},
+  author = {Hatakeyama, Kan},
+  year = {2024},
+  howpublished = {\\url{https://huggingface.co/datasets/kanhatakeyama/AutoMultiTurnByCalm3-22B}}
+}""",
         ),
     },
 )

@@ -1,0 +1,78 @@
+"""The card's figures, rendered headless with matplotlib into `assets/`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from jaspeech.cards.stats import ConfigStats  # noqa: E402
+
+PLOTS = {
+    "duration_hist.png": "Duration per row",
+    "kana_cer_hist.png": "Kana-CER per spoken turn",
+    "speaker_hours.png": "Hours per speaker",
+    "reject_reasons.png": "Rejected input rows by reason",
+}
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
+    """Write every plot; returns the file names (relative to `assets/`)."""
+    assets.mkdir(parents=True, exist_ok=True)
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for s in stats:
+        if s.durations:
+            ax.hist(s.durations, bins=30, alpha=0.6, label=f"{s.name} (n={s.rows})")
+    ax.set_xlabel("seconds of speech per row")
+    ax.set_ylabel("rows")
+    ax.set_title(PLOTS["duration_hist.png"])
+    ax.legend()
+    _save(fig, assets / "duration_hist.png")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for s in stats:
+        if s.kana_cers:
+            ax.hist(s.kana_cers, bins=20, range=(0, max(0.1, max(s.kana_cers))), alpha=0.6, label=s.name)
+    threshold = next((s.plan.get("max_kana_cer") for s in stats if s.plan.get("max_kana_cer") is not None), None)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:g}")
+    ax.set_xlabel("kana-CER (kept turns)")
+    ax.set_ylabel("turns")
+    ax.set_title(PLOTS["kana_cer_hist.png"])
+    ax.legend()
+    _save(fig, assets / "kana_cer_hist.png")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    speakers = sorted({k for s in stats for k in s.speaker_seconds})
+    bottom = [0.0] * len(speakers)
+    for s in stats:
+        hours = [s.speaker_seconds.get(k, 0.0) / 3600 for k in speakers]
+        ax.bar(speakers, hours, bottom=bottom, label=s.name)
+        bottom = [b + h for b, h in zip(bottom, hours)]
+    ax.set_ylabel("hours")
+    ax.set_title(PLOTS["speaker_hours.png"])
+    ax.tick_params(axis="x", rotation=90)
+    ax.legend()
+    _save(fig, assets / "speaker_hours.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    reasons = sorted({r for s in stats for r in s.reject_reasons})
+    left = [0] * len(reasons)
+    for s in stats:
+        counts = [s.reject_reasons.get(r, 0) for r in reasons]
+        ax.barh(reasons, counts, left=left, label=s.name)
+        left = [a + b for a, b in zip(left, counts)]
+    ax.set_xlabel("input rows")
+    ax.set_title(PLOTS["reject_reasons.png"])
+    ax.legend()
+    _save(fig, assets / "reject_reasons.png")
+    return list(PLOTS)

@@ -1,0 +1,97 @@
+"""Statistics of a built corpus, recomputed from its Parquet shards, reject files and plans.
+
+Only the small leaf columns are read (`duration`, `speaker`, the per-turn scores), never the audio
+bytes, so a card for a 1,000-hour corpus is computed in seconds and little memory.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+_TURN_LEAVES = ["turns.list.element.role", "turns.list.element.cer", "turns.list.element.kana_cer"]
+
+
+def distribution(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "mean": float("nan"), "median": float("nan"), "p90": float("nan"), "max": float("nan")}
+    a = np.asarray(values, dtype=np.float64)
+    return {"n": int(a.size), "mean": float(a.mean()), "median": float(np.median(a)),
+            "p90": float(np.percentile(a, 90)), "max": float(a.max())}
+
+
+@dataclass
+class ConfigStats:
+    name: str
+    rows: int = 0
+    num_bytes: int = 0
+    durations: list[float] = field(default_factory=list)  # seconds per row
+    speaker_seconds: Counter = field(default_factory=Counter)
+    cers: list[float] = field(default_factory=list)  # per spoken turn
+    kana_cers: list[float] = field(default_factory=list)
+    spoken_turns: int = 0
+    reject_reasons: Counter = field(default_factory=Counter)
+    tts_models: set[str] = field(default_factory=set)
+    asr_models: set[str] = field(default_factory=set)
+    plan: dict = field(default_factory=dict)
+
+    @property
+    def hours(self) -> float:
+        return sum(self.durations) / 3600
+
+    @property
+    def rejects(self) -> int:
+        return sum(self.reject_reasons.values())
+
+    @property
+    def input_rows(self) -> int:
+        return self.rows + self.rejects
+
+    @property
+    def duration(self) -> dict[str, float]:
+        return distribution(self.durations)
+
+    @property
+    def cer(self) -> dict[str, float]:
+        return distribution(self.cers)
+
+    @property
+    def kana_cer(self) -> dict[str, float]:
+        return distribution(self.kana_cers)
+
+    @property
+    def speaker_hours(self) -> dict[str, float]:
+        return {k: v / 3600 for k, v in sorted(self.speaker_seconds.items())}
+
+
+def config_stats(out: Path, config: str) -> ConfigStats:
+    s = ConfigStats(name=config)
+    for f in sorted((out / "data" / config).glob("*.parquet")):
+        pf = pq.ParquetFile(f)
+        s.num_bytes += f.stat().st_size
+        t = pf.read(columns=["duration", "speaker", "tts_model", "asr_model", *_TURN_LEAVES])
+        durations = t.column("duration").to_pylist()
+        s.durations += durations
+        for spk, d in zip(t.column("speaker").to_pylist(), durations):
+            s.speaker_seconds[spk] += d
+        s.tts_models |= set(t.column("tts_model").unique().to_pylist())
+        s.asr_models |= set(t.column("asr_model").unique().to_pylist())
+        for turns in t.column("turns").to_pylist():
+            for turn in turns:
+                if turn["role"] == "user":
+                    s.spoken_turns += 1
+                    if turn["kana_cer"] is not None:
+                        s.cers.append(turn["cer"])
+                        s.kana_cers.append(turn["kana_cer"])
+    s.rows = len(s.durations)
+    for f in sorted((out / "rejects" / config).glob("*.jsonl")):
+        with open(f, encoding="utf-8") as fh:
+            s.reject_reasons.update(json.loads(line)["reason"] for line in fh if line.strip())
+    plan_path = out / "manifests" / config / "plan.json"
+    if plan_path.exists():
+        s.plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    return s
