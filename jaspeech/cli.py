@@ -28,13 +28,25 @@ def _build_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (a dataset repo)")
     p.add_argument("--limit", type=int, default=None, help="only the first N input rows")
     p.add_argument("--tts", default="kokoro", choices=TTS_BACKENDS)
+    p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2")
+    p.add_argument("--speakers", default=None, help="reference speakers folder (<spkNN>.wav + .txt) for cosyvoice2")
     p.add_argument("--asr", default="faster-whisper", choices=ASR_BACKENDS)
     p.add_argument("--asr-model", default=None, help="CTranslate2 Whisper folder (default: Whisper base from PyPI)")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
     p.add_argument("--shard-index", type=int, default=None, help="build only this shard (job arrays)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes (one GPU each when GPUs are visible, else a share of the cores)")
+    p.add_argument("--executor", default="local", choices=("local", "slurm", "ray"))
+    p.add_argument("--ray-address", default=None, help="'auto' or ray://host:port; default: start a local Ray")
+    p.add_argument("--gpus-per-task", type=float, default=0, help="GPUs per shard task (ray, slurm)")
+    p.add_argument("--cpus-per-task", type=int, default=2, help="CPUs per shard task (ray, slurm)")
+    p.add_argument("--dry-run", action="store_true", help="slurm: print the sbatch script, submit nothing")
+    p.add_argument("--slurm-template", default=None, help="your own sbatch Jinja2 template")
+    p.add_argument("--slurm-time", default="24:00:00")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-max-parallel", type=int, default=64, help="array tasks running at once")
     p.add_argument("--overwrite", action="store_true", help="discard an existing build of this config")
     p.add_argument("--quiet", action="store_true")
 
@@ -46,16 +58,21 @@ def _run_build(args) -> int:
         raise SystemExit("--limit must be >= 0")
     opts = BuildOptions(
         corpus=args.corpus, config=args.config, out=args.out, input=args.input, split=args.split,
-        limit=args.limit, tts=args.tts, asr=args.asr, asr_model=args.asr_model,
-        max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds, num_shards=args.num_shards,
-        shard_index=args.shard_index, workers=args.workers, overwrite=args.overwrite, quiet=args.quiet,
+        limit=args.limit, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
+        asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
+        num_shards=args.num_shards, shard_index=args.shard_index, workers=args.workers,
+        overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
+        gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
+        slurm_template=args.slurm_template, slurm_time=args.slurm_time, slurm_partition=args.slurm_partition,
+        slurm_max_parallel=args.slurm_max_parallel,
     )
     try:
         summary = build(opts)
     except (PlanMismatch, FileNotFoundError, ValueError) as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, ensure_ascii=False))
+    if not (args.executor == "slurm" and args.dry_run):
+        print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
-import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from jaspeech import __version__
-from jaspeech.builders import corpus_spec
+from jaspeech.builders import corpus_spec, executors
 from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions, source_id_of
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import InputSource
 from jaspeech.builders.writer import ShardWriter, read_manifest, write_json_atomic
+from jaspeech.synthesis.speakers import stable_hash
 from jaspeech.synthesis.text import TextOptions
 
 ROWS_PER_SHARD = 2000  # default shard size: small enough to lose little on a kill
@@ -36,6 +38,8 @@ class BuildOptions:
     split: str = "train"
     limit: int | None = None
     tts: str = "kokoro"
+    tts_model: str | None = None  # model folder for GPU backends (cosyvoice2)
+    speakers: str | None = None  # reference speakers folder for zero-shot backends
     asr: str = "faster-whisper"
     asr_model: str | None = None
     max_kana_cer: float = 0.10
@@ -45,6 +49,15 @@ class BuildOptions:
     workers: int = 1
     overwrite: bool = False
     quiet: bool = False
+    executor: str = "local"  # local | slurm | ray
+    ray_address: str | None = None
+    gpus_per_task: float = 0
+    cpus_per_task: int = 2
+    dry_run: bool = False  # slurm: print the script instead of submitting it
+    slurm_template: str | None = None
+    slurm_time: str = "24:00:00"
+    slurm_partition: str | None = None
+    slurm_max_parallel: int = 64
 
 
 class PlanMismatch(RuntimeError):
@@ -57,18 +70,21 @@ def _log(opts: BuildOptions, msg: str) -> None:
 
 
 def _duplicates(source: InputSource, id_field: str | None, limit: int | None) -> dict[str, int]:
-    """Positions whose source id already appeared earlier in the input -> the first position."""
+    """Positions whose source id already appeared earlier in the input -> the first position.
+
+    Ids are hashed to 64 bits into a numpy array, so memory stays ~8 bytes per input row.
+    """
     if not id_field:
         return {}
-    first: dict[str, int] = {}
-    dups: dict[str, int] = {}
+    hashes = array("Q")
     for pos, raw in source.iter_rows(limit=limit):
-        sid = source_id_of(raw, id_field, pos)
-        if sid in first:
-            dups[str(pos)] = first[sid]
-        else:
-            first[sid] = pos
-    return dups
+        hashes.append(stable_hash("id", source_id_of(raw, id_field, pos)))
+    h = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(h, kind="stable")  # stable: within equal ids, input order
+    sorted_h = h[order]
+    starts = np.r_[True, sorted_h[1:] != sorted_h[:-1]]
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(h.size), 0))
+    return {str(int(order[i])): int(order[run_start[i]]) for i in np.flatnonzero(~starts)}
 
 
 def make_plan(opts: BuildOptions) -> dict:
@@ -89,6 +105,8 @@ def make_plan(opts: BuildOptions) -> dict:
         "num_rows": num_rows,
         "num_shards": num_shards,
         "tts": opts.tts,
+        "tts_model": opts.tts_model,
+        "speakers": opts.speakers,
         "asr": opts.asr,
         "asr_model": opts.asr_model,
         "max_kana_cer": opts.max_kana_cer,
@@ -133,8 +151,8 @@ _BUILDERS: dict[tuple, RowBuilder] = {}
 
 def row_builder(plan: dict) -> RowBuilder:
     """One RowBuilder (and one loaded TTS/ASR model) per process and plan."""
-    key = (plan["corpus"], plan["config"], plan["tts"], plan["asr"], plan["asr_model"],
-           plan["max_kana_cer"], plan["max_seconds"])
+    key = (plan["corpus"], plan["config"], plan["tts"], plan.get("tts_model"), plan.get("speakers"), plan["asr"],
+           plan["asr_model"], plan["max_kana_cer"], plan["max_seconds"])
     if key not in _BUILDERS:
         from jaspeech.synthesis.asr import make_asr
         from jaspeech.synthesis.tts import make_tts
@@ -143,7 +161,7 @@ def row_builder(plan: dict) -> RowBuilder:
         _BUILDERS[key] = RowBuilder(
             spec,
             spec.configs[plan["config"]],
-            make_tts(plan["tts"]),
+            make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers")),
             make_asr(plan["asr"], plan["asr_model"]),
             SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"])),
         )
@@ -183,16 +201,6 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     )
 
 
-def _worker(args: tuple[str, dict, int, int]) -> dict:
-    out, plan, shard, threads = args
-    return run_shard(Path(out), plan, shard)
-
-
-def _init_worker(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS", "JASPEECH_TTS_THREADS"):
-        os.environ[var] = str(threads)
-
-
 def pending_shards(out: Path, plan: dict, only: int | None = None) -> list[int]:
     shards = range(plan["num_shards"]) if only is None else [only]
     return [k for k in shards if read_manifest(out, plan["config"], k, plan["num_shards"]) is None]
@@ -206,27 +214,26 @@ def build(opts: BuildOptions) -> dict:
         raise ValueError(f"--shard-index must be in [0, {plan['num_shards']})")
     todo = pending_shards(opts.out, plan, opts.shard_index)
     _log(opts, f"{opts.corpus}/{opts.config}: {plan['num_rows']} input rows in {plan['num_shards']} shards, "
-         f"{len(todo)} to build")
-    done_rows = done_hours = 0.0
-    t0 = time.perf_counter()
-
-    def report(m: dict) -> None:
-        nonlocal done_rows, done_hours
-        done_rows += m["rows"] + m["rejects"]
-        done_hours += m["audio_hours"]
-        _log(opts, f"  shard {m['shard'] + 1}/{m['num_shards']}: {m['rows']} kept, {m['rejects']} rejected, "
-             f"{m['audio_hours'] * 3600:.0f} s audio ({done_rows:.0f} rows, {done_hours:.3f} h, "
-             f"{time.perf_counter() - t0:.0f} s so far)")
-
-    if opts.workers <= 1 or len(todo) <= 1:
-        for k in todo:
-            report(run_shard(opts.out, plan, k))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // opts.workers)
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(opts.workers, initializer=_init_worker, initargs=(threads,)) as pool:
-            for m in pool.imap_unordered(_worker, [(str(opts.out), plan, k, threads) for k in todo]):
-                report(m)
+         f"{len(todo)} to build ({opts.executor} executor)")
+    if opts.executor == "slurm":
+        script = executors.slurm_script(opts, plan, opts.slurm_template)
+        if opts.dry_run:
+            print(script, end="")
+        else:
+            job = executors.submit_slurm(script, opts.out, opts.config)
+            _log(opts, f"submitted Slurm array job {job} ({plan['num_shards']} tasks)")
+        return {**summarize(opts.out, plan), "submitted": not opts.dry_run}
+    progress = executors.Progress(plan, todo, opts.quiet)
+    try:
+        if opts.executor == "ray":
+            executors.run_ray(opts.out, plan, todo, opts.ray_address, opts.gpus_per_task, opts.cpus_per_task,
+                              progress.update)
+        elif opts.executor == "local":
+            executors.run_local(opts.out, plan, todo, opts.workers, progress.update)
+        else:
+            raise ValueError(f"unknown executor {opts.executor!r}; choose local, slurm or ray")
+    finally:
+        progress.close()
 
     summary = summarize(opts.out, plan)
     if summary["complete"]:
@@ -259,9 +266,3 @@ def summarize(out: Path, plan: dict) -> dict:
         "tts_seconds": sum(m["tts_seconds"] for m in done),
         "asr_seconds": sum(m["asr_seconds"] for m in done),
     }
-
-
-def options_dict(opts: BuildOptions) -> dict:
-    d = asdict(opts)
-    d["out"] = str(opts.out)
-    return d

@@ -19,20 +19,29 @@ class TTSBackend(Protocol):
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]: ...
 
 
-TTS_BACKENDS = ("kokoro", "openjtalk", "tone")
+TTS_BACKENDS = ("kokoro", "openjtalk", "cosyvoice2", "tone")
 
 
-def make_tts(name: str, **options) -> TTSBackend:
+def make_tts(name: str, model: str | None = None, speakers: str | None = None) -> TTSBackend:
+    """`model` and `speakers` are for zero-shot GPU backends; the offline ones carry their own."""
+    if name == "cosyvoice2":
+        if not model or not speakers:
+            raise ValueError("--tts cosyvoice2 needs --tts-model (the CosyVoice2 folder) and --speakers")
+        from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
+
+        return CosyVoice2TTS(model, speakers)
+    if model or speakers:
+        raise ValueError(f"--tts {name} takes no --tts-model or --speakers")
     if name == "kokoro":
         from jaspeech.synthesis.tts.kokoro import KokoroTTS
 
-        return KokoroTTS(**options)
+        return KokoroTTS()
     if name == "openjtalk":
         from jaspeech.synthesis.tts.openjtalk import OpenJTalkTTS
 
-        return OpenJTalkTTS(**options)
+        return OpenJTalkTTS()
     if name == "tone":
         from jaspeech.synthesis.tts.tone import ToneTTS
 
-        return ToneTTS(**options)
+        return ToneTTS()
     raise ValueError(f"unknown TTS backend {name!r}; choose from {', '.join(TTS_BACKENDS)}")

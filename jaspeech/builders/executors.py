@@ -1,0 +1,169 @@
+"""Where shards run: local worker processes, Ray tasks, or a Slurm job array.
+
+The shard is the unit of work everywhere (see `build.run_shard`): an executor only decides which
+process builds which pending shard. A row's content never depends on that choice.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+from tqdm import tqdm
+
+SLURM_TEMPLATE = Path(__file__).parent / "templates" / "slurm.sbatch.j2"
+
+
+def shard_rows(num_rows: int, num_shards: int, shard: int) -> int:
+    """Input rows in a shard (positions shard, shard + S, ... below num_rows)."""
+    return max(0, (num_rows - shard + num_shards - 1) // num_shards)
+
+
+class Progress:
+    """One progress bar over all workers: input rows done, audio hours, shards, and tqdm's ETA."""
+
+    def __init__(self, plan: dict, shards: list[int], quiet: bool) -> None:
+        total = sum(shard_rows(plan["num_rows"], plan["num_shards"], k) for k in shards)
+        self.bar = tqdm(total=total, unit="row", desc=plan["config"], disable=quiet, file=sys.stderr,
+                        dynamic_ncols=True)
+        self.hours = 0.0
+        self.shards_done = 0
+        self.shards_total = len(shards)
+
+    def update(self, manifest: dict) -> None:
+        self.hours += manifest["audio_hours"]
+        self.shards_done += 1
+        self.bar.set_postfix(hours=f"{self.hours:.3f}", shards=f"{self.shards_done}/{self.shards_total}",
+                             refresh=False)
+        self.bar.update(manifest["rows"] + manifest["rejects"])
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# --- local processes ------------------------------------------------------------------------------
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else what torch sees."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
+
+
+_SLOT = None
+
+
+def _init_worker(threads: int, gpus: list[str], slot) -> None:
+    """Runs once in each fresh worker: pin it to one GPU (round robin) and to its share of the cores."""
+    global _SLOT
+    with slot.get_lock():
+        _SLOT = slot.value
+        slot.value += 1
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[_SLOT % len(gpus)]
+    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS", "JASPEECH_TTS_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _run_task(args: tuple) -> dict:
+    from jaspeech.builders.build import run_shard
+
+    out, plan, shard = args
+    return run_shard(Path(out), plan, shard)
+
+
+def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None]) -> None:
+    if workers <= 1 or len(shards) <= 1:
+        for k in shards:
+            on_done(_run_task((str(out), plan, k)))
+        return
+    gpus = visible_gpus()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")  # fresh interpreters: CUDA and thread settings apply cleanly
+    slot = ctx.Value("i", 0)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot)) as pool:
+        for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k) for k in shards]):
+            on_done(manifest)
+
+
+# --- Ray ------------------------------------------------------------------------------------------
+
+def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_per_task: float,
+            cpus_per_task: float, on_done: Callable[[dict], None]) -> None:
+    """One Ray task per shard. `address`: 'auto' or ray://... for a running cluster, None for a local one.
+
+    On a cluster, `out` must be on a filesystem every node sees (tasks write their shard there).
+    """
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("the ray executor needs `pip install 'ray[default]'`") from e
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_gpus=gpus_per_task, num_cpus=cpus_per_task, max_retries=2)(_run_task)
+        pending = [task.remote((str(out), plan, k)) for k in shards]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            on_done(ray.get(done[0]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# --- Slurm ----------------------------------------------------------------------------------------
+
+def build_command(opts, executor_free: bool = True) -> list[str]:
+    """The `jaspeech build` command line that reproduces `opts` (for one shard of a job array)."""
+    cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
+           "--out", str(Path(opts.out).resolve()), "--tts", opts.tts, "--asr", opts.asr,
+           "--max-kana-cer", repr(opts.max_kana_cer), "--max-seconds", repr(opts.max_seconds),
+           "--split", opts.split, "--quiet"]
+    for flag, value in (("--input", opts.input), ("--limit", opts.limit), ("--num-shards", opts.num_shards),
+                        ("--tts-model", opts.tts_model), ("--speakers", opts.speakers),
+                        ("--asr-model", opts.asr_model)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def slurm_script(opts, plan: dict, template: Path | None = None) -> str:
+    """Render the sbatch array script (one array task per shard) from an editable Jinja2 template."""
+    path = Path(template) if template else SLURM_TEMPLATE
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(path.read_text(encoding="utf-8")).render(
+        job_name=f"jaspeech-{opts.config}",
+        num_shards=plan["num_shards"],
+        max_parallel=opts.slurm_max_parallel,
+        gpus_per_task=int(opts.gpus_per_task),
+        cpus_per_task=opts.cpus_per_task,
+        time=opts.slurm_time,
+        partition=opts.slurm_partition,
+        log_dir=str((Path(opts.out) / "slurm" / "logs").resolve()),
+        workdir=os.getcwd(),
+        command=shlex.join(build_command(opts)),
+    )
+
+
+def submit_slurm(script: str, out: Path, config: str) -> str:
+    """Write the script beside the corpus and submit it; returns sbatch's answer (the job id)."""
+    if shutil.which("sbatch") is None:
+        raise FileNotFoundError("sbatch is not on PATH: run on a Slurm login node, or use --dry-run to print the script")
+    path = out / "slurm" / f"{config}.sbatch"
+    (out / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
+    path.write_text(script, encoding="utf-8")
+    result = subprocess.run(["sbatch", "--parsable", str(path)], check=True, capture_output=True, text=True)
+    return result.stdout.strip()

@@ -1,0 +1,135 @@
+"""The cosyvoice2 backend against the documented upstream API.
+
+Upstream CosyVoice is not on PyPI and needs a GPU and gigabytes of weights, so THIS TEST USES A
+STAND-IN MODULE written here: a fake `cosyvoice.cli.cosyvoice.CosyVoice2` with upstream's constructor
+and method signatures (FunAudioLLM/CosyVoice, cosyvoice/cli/cosyvoice.py) that records every call and
+returns deterministic noise. It checks how our backend drives that API (speaker registration, zero-shot
+calls, chunk concatenation, seeding, retries), not CosyVoice's audio.
+"""
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from jaspeech.synthesis.speakers import PROFILES, speaker_by_name
+from jaspeech.synthesis.tts.cosyvoice2 import kanji_number, normalize_japanese, split_sentences
+
+STAND_IN = textwrap.dedent('''
+    """Stand-in for upstream cosyvoice.cli.cosyvoice (test only)."""
+    import numpy as np
+    import torch
+
+    CALLS = []
+    RUNAWAY_SEEDS_LEFT = {"n": 0}
+
+    class CosyVoice2:
+        def __init__(self, model_dir, load_jit=False, load_trt=False, load_vllm=False, fp16=False, trt_concurrent=1):
+            CALLS.append(("init", model_dir, load_jit, load_trt, load_vllm, fp16))
+            self.sample_rate = 24000
+            self.spk = {}
+
+        def add_zero_shot_spk(self, prompt_text, prompt_wav, zero_shot_spk_id):
+            assert zero_shot_spk_id != ""
+            self.spk[zero_shot_spk_id] = (prompt_text, prompt_wav)
+            return True
+
+        def inference_zero_shot(self, tts_text, prompt_text, prompt_wav, zero_shot_spk_id="", stream=False,
+                                speed=1.0, text_frontend=True):
+            CALLS.append(("zero_shot", tts_text, prompt_text, prompt_wav, zero_shot_spk_id, stream, text_frontend))
+            assert zero_shot_spk_id in self.spk
+            n = int(0.12 * 24000 * len(tts_text))  # ~8 characters per second
+            if RUNAWAY_SEEDS_LEFT["n"] > 0:
+                RUNAWAY_SEEDS_LEFT["n"] -= 1
+                n *= 20  # a runaway generation
+            noise = torch.rand(1, n) * 0.2 - 0.1  # depends on torch's seed, like sampling does
+            half = n // 2
+            yield {"tts_speech": noise[:, :half]}   # two chunks: both must be kept
+            yield {"tts_speech": noise[:, half:]}
+''')
+
+
+@pytest.fixture
+def upstream(tmp_path, monkeypatch):
+    pkg = tmp_path / "stand_in" / "cosyvoice" / "cli"
+    pkg.mkdir(parents=True)
+    (pkg.parent / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cosyvoice.py").write_text(STAND_IN)
+    monkeypatch.syspath_prepend(str(tmp_path / "stand_in"))
+    for name in [m for m in sys.modules if m.startswith("cosyvoice")]:
+        monkeypatch.delitem(sys.modules, name)
+    import cosyvoice.cli.cosyvoice as module
+
+    module.CALLS.clear()
+    return module
+
+
+@pytest.fixture
+def speakers(tmp_path):
+    d = tmp_path / "speakers"
+    d.mkdir()
+    for p in PROFILES:
+        (d / f"{p.name}.wav").write_bytes(b"RIFF")
+        (d / f"{p.name}.txt").write_text(f"{p.name}の参照音声です。", encoding="utf-8")
+    return d
+
+
+def make(speakers, **kw):
+    from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
+
+    return CosyVoice2TTS("/models/CosyVoice2-0.5B", str(speakers), **kw)
+
+
+def test_registers_twenty_speakers_and_calls_zero_shot_per_sentence(upstream, speakers):
+    tts = make(speakers)
+    assert upstream.CALLS[0] == ("init", "/models/CosyVoice2-0.5B", False, False, False, True)
+    assert set(tts.model.spk) == {p.name for p in PROFILES}
+    assert tts.model.spk["spk03"] == ("spk03の参照音声です。", str(speakers / "spk03.wav"))
+    audio, sr = tts.synthesize("今日は2024年3月3日です。明日は晴れです。", speaker_by_name("spk03"), seed=7)
+    calls = [c for c in upstream.CALLS if c[0] == "zero_shot"]
+    assert [c[1] for c in calls] == ["今日は二千二十四年三月三日です。", "明日は晴れです。"]
+    assert all(c[2:] == ("", "", "spk03", False, False) for c in calls)
+    # every chunk of every sentence is kept, plus one pause between sentences
+    expected = sum(int(0.12 * 24000 * len(c[1])) for c in calls) + int(0.25 * 24000)
+    assert sr == 24000 and audio.dtype == np.float32 and audio.size == expected
+
+
+def test_same_seed_same_audio(upstream, speakers):
+    tts = make(speakers)
+    a, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=1)
+    b, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=1)
+    c, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_runaway_generation_is_retried_then_rejected(upstream, speakers):
+    tts = make(speakers, max_retries=2)
+    upstream.RUNAWAY_SEEDS_LEFT["n"] = 2  # two runaways, then a good take
+    audio, sr = tts.synthesize("こんにちは。", speaker_by_name("spk01"), seed=3)
+    assert audio.size == int(0.12 * 24000 * len("こんにちは。"))
+    upstream.RUNAWAY_SEEDS_LEFT["n"] = 3  # never recovers within the budget
+    with pytest.raises(RuntimeError, match="runaway or truncated"):
+        tts.synthesize("こんにちは。", speaker_by_name("spk01"), seed=3)
+
+
+def test_missing_speakers_and_missing_upstream_are_clear_errors(tmp_path, speakers, monkeypatch):
+    from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
+
+    (speakers / "spk07.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="spk07.txt"):
+        CosyVoice2TTS("/m", str(speakers))
+    (speakers / "spk07.txt").write_text("x")
+    for name in ["cosyvoice", *[m for m in sys.modules if m.startswith("cosyvoice.")]]:
+        monkeypatch.setitem(sys.modules, name, None)  # upstream not installed
+    with pytest.raises(ImportError, match="not on PyPI under its own name"):
+        CosyVoice2TTS("/m", str(speakers))
+
+
+def test_japanese_normalisation_and_splitting():
+    assert kanji_number(2024) == "二千二十四" and kanji_number(10000) == "一万" and kanji_number(0) == "零"
+    assert kanji_number(120_000_305) == "一億二千万三百五"
+    assert normalize_japanese("1,500円と3.14と50%") == "千五百円と三点一四と五十パーセント"
+    long = "、".join(["とても長い文の一部です"] * 12) + "。"
+    parts = split_sentences("短い文です。" + long)
+    assert parts[0] == "短い文です。" and all(len(p) <= 80 for p in parts) and "".join(parts[1:]) == long
