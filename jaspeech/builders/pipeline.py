@@ -36,6 +36,22 @@ class Timers:
     asr: float = 0.0
 
 
+@dataclass
+class Pending:
+    """A row that passed validation and TTS and waits for the round trip."""
+
+    position: int
+    source_id: str
+    roles: list[str]
+    texts: list[str]
+    audios: dict[int, tuple[np.ndarray, int]]  # spoken turn index -> (samples, sample_rate)
+    speaker: str
+    extra: dict
+
+    def reject(self, reason: str, detail: str) -> RowReject:
+        return RowReject(reason, detail, position=self.position, source_id=self.source_id)
+
+
 def source_id_of(raw: object, id_field: str | None, position: int) -> str:
     """The source row's id field when it holds a usable scalar, else its 0-based position."""
     if id_field and isinstance(raw, dict):
@@ -70,6 +86,13 @@ class RowBuilder:
 
     def build(self, position: int, raw: object, source_id: str) -> dict:
         """Return the output row, or raise `RowReject`."""
+        result = self.finish([self.prepare(position, raw, source_id)])[0]
+        if isinstance(result, RowReject):
+            raise result
+        return result
+
+    def prepare(self, position: int, raw: object, source_id: str) -> Pending:
+        """Everything but the round trip: validation, text preparation, speaker and TTS. Raises RowReject."""
         if isinstance(raw, Malformed):
             raise RowReject("malformed", raw.detail)
         example = self.config.adapter(raw)
@@ -87,20 +110,46 @@ class RowBuilder:
                     raise RowReject("unreadable_kanji", f"turn {i}: no reading for {chars}")
             else:
                 texts.append(_response_text(turn.text, i))
-
         spoken = [i for i, t in enumerate(example.turns) if t.spoken]
         audios = {i: self._synthesize(texts[i], speaker, source_id, i) for i in spoken}
-        scores = self._round_trip({i: texts[i] for i in spoken}, audios)
+        return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
 
+    def finish(self, pending: list[Pending]) -> list[dict | RowReject]:
+        """The round trip for several rows in one ASR call (GPU backends batch it), then the output rows.
+
+        If the batched call fails, each row is retried alone, so one bad clip rejects only its own row.
+        """
+        if self.asr is None:
+            return [self._row(p, {}) for p in pending]
+        clips = [(n, i) for n, p in enumerate(pending) for i in sorted(p.audios)]
+        try:
+            heard = self._transcribe([pending[n].audios[i] for n, i in clips])
+        except RowReject as batch_error:
+            if len(pending) == 1:
+                return [pending[0].reject(batch_error.reason, batch_error.detail)]
+            return [r for p in pending for r in self.finish([p])]
+        per_row: list[dict[int, str]] = [{} for _ in pending]
+        for (n, i), text in zip(clips, heard):
+            per_row[n][i] = text
+        return [self._row(p, t) for p, t in zip(pending, per_row)]
+
+    def _row(self, p: Pending, transcripts: dict[int, str]) -> dict | RowReject:
+        scores = {i: score_turn(p.texts[i], t) for i, t in transcripts.items()}
+        for i, s in sorted(scores.items()):
+            if math.isnan(s.kana_cer) or s.kana_cer > self.options.max_kana_cer:
+                return p.reject(
+                    "roundtrip",
+                    f"turn {i}: kana_cer {s.kana_cer:.3f} > {self.options.max_kana_cer:g}; heard {s.transcript!r}",
+                )
         turns = []
-        for i, turn in enumerate(example.turns):
-            if turn.spoken:
-                samples, sr = audios[i]
+        for i, role in enumerate(p.roles):
+            if i in p.audios:
+                samples, sr = p.audios[i]
                 s = scores.get(i)
                 turns.append(
                     {
-                        "role": turn.role,
-                        "text": texts[i],
+                        "role": role,
+                        "text": p.texts[i],
                         "audio": {"bytes": encode_flac(samples, sr), "path": None},
                         "duration": len(samples) / sr,
                         "transcript": s.transcript if s else None,
@@ -109,21 +158,19 @@ class RowBuilder:
                     }
                 )
             else:
-                turns.append(
-                    {"role": turn.role, "text": texts[i], "audio": None, "duration": None,
-                     "transcript": None, "cer": None, "kana_cer": None}
-                )
+                turns.append({"role": role, "text": p.texts[i], "audio": None, "duration": None,
+                              "transcript": None, "cer": None, "kana_cer": None})
         return {
-            "id": f"{self.config.name}-{source_id}",
+            "id": f"{self.config.name}-{p.source_id}",
             "source_dataset": self.config.hub_id,
-            "source_id": source_id,
-            "source_index": position,
-            "speaker": speaker.name,
-            "duration": sum(len(a) / sr for a, sr in audios.values()),
+            "source_id": p.source_id,
+            "source_index": p.position,
+            "speaker": p.speaker,
+            "duration": sum(len(a) / sr for a, sr in p.audios.values()),
             "tts_model": self.tts.name,
             "asr_model": self.asr.name if self.asr else "none",
             "turns": turns,
-            **extra,
+            **p.extra,
         }
 
     def _synthesize(self, text: str, speaker, source_id: str, turn: int) -> tuple[np.ndarray, int]:
@@ -145,23 +192,16 @@ class RowBuilder:
             )
         return samples, sr
 
-    def _round_trip(self, texts: dict[int, str], audios: dict[int, tuple[np.ndarray, int]]) -> dict:
-        if self.asr is None or not texts:
-            return {}
-        order = sorted(texts)
+    def _transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]:
+        if not audios:
+            return []
         t0 = time.perf_counter()
         try:
-            transcripts = self.asr.transcribe([audios[i] for i in order])
+            transcripts = self.asr.transcribe(audios)
         except Exception as e:
             raise RowReject("asr_error", f"{type(e).__name__}: {e}") from None
         finally:
             self.timers.asr += time.perf_counter() - t0
-        scores = {i: score_turn(texts[i], tr) for i, tr in zip(order, transcripts, strict=True)}
-        for i in order:
-            k = scores[i].kana_cer
-            if math.isnan(k) or k > self.options.max_kana_cer:
-                raise RowReject(
-                    "roundtrip",
-                    f"turn {i}: kana_cer {k:.3f} > {self.options.max_kana_cer:g}; heard {scores[i].transcript!r}",
-                )
-        return scores
+        if len(transcripts) != len(audios):
+            raise RowReject("asr_error", f"{len(transcripts)} transcripts for {len(audios)} clips")
+        return list(transcripts)
