@@ -31,7 +31,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2")
     p.add_argument("--speakers", default=None, help="reference speakers folder (<spkNN>.wav + .txt) for cosyvoice2")
     p.add_argument("--asr", default="faster-whisper", choices=ASR_BACKENDS)
-    p.add_argument("--asr-model", default=None, help="CTranslate2 Whisper folder (default: Whisper base from PyPI)")
+    p.add_argument("--asr-model", default=None,
+                   help="faster-whisper: a CTranslate2 folder (default: Whisper base from PyPI); "
+                   "transformers: a hub id or folder (default: openai/whisper-large-v3)")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")

@@ -19,7 +19,9 @@ PLOTS = {
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout()
+    for ax in fig.axes:
+        if ax.get_legend_handles_labels()[0]:
+            fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -35,7 +37,6 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
     ax.set_xlabel("seconds of speech per row")
     ax.set_ylabel("rows")
     ax.set_title(PLOTS["duration_hist.png"])
-    ax.legend()
     _save(fig, assets / "duration_hist.png")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -48,7 +49,6 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
     ax.set_xlabel("kana-CER (kept turns)")
     ax.set_ylabel("turns")
     ax.set_title(PLOTS["kana_cer_hist.png"])
-    ax.legend()
     _save(fig, assets / "kana_cer_hist.png")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -61,7 +61,6 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
     ax.set_ylabel("hours")
     ax.set_title(PLOTS["speaker_hours.png"])
     ax.tick_params(axis="x", rotation=90)
-    ax.legend()
     _save(fig, assets / "speaker_hours.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -73,6 +72,5 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
         left = [a + b for a, b in zip(left, counts)]
     ax.set_xlabel("input rows")
     ax.set_title(PLOTS["reject_reasons.png"])
-    ax.legend()
     _save(fig, assets / "reject_reasons.png")
     return list(PLOTS)

@@ -15,7 +15,7 @@ class ASRBackend(Protocol):
     def transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]: ...
 
 
-ASR_BACKENDS = ("faster-whisper", "none")
+ASR_BACKENDS = ("faster-whisper", "transformers", "none")
 
 
 def make_asr(name: str, model: str | None = None) -> ASRBackend | None:
@@ -25,4 +25,8 @@ def make_asr(name: str, model: str | None = None) -> ASRBackend | None:
         from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
 
         return FasterWhisperASR(model)
+    if name == "transformers":
+        from jaspeech.synthesis.asr.transformers_whisper import TransformersWhisperASR
+
+        return TransformersWhisperASR(model or "openai/whisper-large-v3")
     raise ValueError(f"unknown ASR backend {name!r}; choose from {', '.join(ASR_BACKENDS)}")

