@@ -87,3 +87,21 @@ def test_multi_worker_build_killed_three_times_matches_an_uninterrupted_one():
     for check in ("same ids, speakers and audio bytes", "every input row exactly once", "same published files",
                   "no partial files", "some kills hit a partly built corpus"):
         assert f"ok   {check}" in result.stdout
+
+
+def test_local_workers_are_pinned_round_robin_to_visible_gpus(monkeypatch):
+    """Each worker process runs this initializer once; no GPU is needed to check the assignment."""
+    import multiprocessing as mp
+
+    from jaspeech.builders import executors
+
+    slot = mp.get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(5):
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        executors._init_worker(threads=1, gpus=["3", "5"], slot=slot)
+        seen.append((os.environ["CUDA_VISIBLE_DEVICES"], os.environ["OMP_NUM_THREADS"]))
+    assert [g for g, _ in seen] == ["3", "5", "3", "5", "3"] and {t for _, t in seen} == {"1"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7")
+    assert executors.visible_gpus() == ["2", "7"]
+    assert executors.shard_rows(10, 4, 0) == 3 and executors.shard_rows(10, 4, 3) == 2
