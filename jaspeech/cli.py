@@ -21,7 +21,8 @@ def _build_parser(sub) -> None:
         "config into the same --out adds it and keeps the others.",
     )
     p.add_argument("corpus", choices=CORPORA)
-    p.add_argument("--config", required=True, help="e.g. magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO)")
+    p.add_argument("--config", required=True,
+                   help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K)")
     p.add_argument("--input", default=None,
                    help="hub id (default: the source's), a local JSONL/JSON/Parquet file or folder, or 'sample'")
     p.add_argument("--split", default="train", help="split to read from a hub input")
@@ -34,6 +35,11 @@ def _build_parser(sub) -> None:
     p.add_argument("--asr-model", default=None,
                    help="faster-whisper: a CTranslate2 folder (default: Whisper base from PyPI); "
                    "transformers: a hub id or folder (default: openai/whisper-large-v3)")
+    p.add_argument("--captioner", default=None, choices=("labels", "openai", "qwen3-omni"),
+                   help="fsd50k-cc-captions: caption source (default labels: a template from the FSD50K labels)")
+    p.add_argument("--captioner-model", default=None, help="qwen3-omni: model id or folder; openai: model name")
+    p.add_argument("--captioner-url", default=None, help="openai: the server's base URL, e.g. http://host:8000/v1")
+    p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
@@ -60,7 +66,8 @@ def _run_build(args) -> int:
         raise SystemExit("--limit must be >= 0")
     opts = BuildOptions(
         corpus=args.corpus, config=args.config, out=args.out, input=args.input, split=args.split,
-        limit=args.limit, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
+        limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
+        captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
         num_shards=args.num_shards, shard_index=args.shard_index, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,

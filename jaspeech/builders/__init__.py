@@ -5,12 +5,12 @@ from jaspeech.builders.corpus import CorpusSpec
 
 
 def corpus_spec(name: str) -> CorpusSpec:
-    from jaspeech.builders import dpo, sft
+    from jaspeech.builders import dpo, fsd50k, sft
 
-    specs = {s.name: s for s in (sft.SPEC, dpo.SPEC)}
+    specs = {s.name: s for s in (sft.SPEC, dpo.SPEC, fsd50k.SPEC)}
     if name not in specs:
         raise ValueError(f"unknown corpus {name!r}; choose from {', '.join(sorted(specs))}")
     return specs[name]
 
 
-CORPORA = ("jaspeech-sft-audio", "jaspeech-dpo-audio")
+CORPORA = ("jaspeech-sft-audio", "jaspeech-dpo-audio", "fsd50k-cc-captions")

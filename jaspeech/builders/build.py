@@ -43,6 +43,10 @@ class BuildOptions:
     speakers: str | None = None  # reference speakers folder for zero-shot backends
     asr: str = "faster-whisper"
     asr_model: str | None = None
+    captioner: str | None = None  # fsd50k: labels | openai | qwen3-omni (default labels)
+    captioner_model: str | None = None
+    captioner_url: str | None = None
+    captioner_concurrency: int = 8
     max_kana_cer: float = 0.10
     max_seconds: float = 30.0
     num_shards: int | None = None
@@ -94,7 +98,9 @@ def make_plan(opts: BuildOptions) -> dict:
         raise ValueError(f"{opts.corpus} has no config {opts.config!r}; choose from {', '.join(spec.configs)}")
     cfg = spec.configs[opts.config]
     input_spec = opts.input or cfg.hub_id
-    source = InputSource(input_spec, cfg.name, cfg.hub_id, opts.split)
+    if not input_spec:
+        raise ValueError(f"{opts.corpus} has no default input: pass --input")
+    source = open_source(spec, input_spec, cfg, opts.split)
     num_rows = source.count(opts.limit)
     num_shards = opts.num_shards or max(1, math.ceil(num_rows / ROWS_PER_SHARD))
     return {
@@ -110,10 +116,19 @@ def make_plan(opts: BuildOptions) -> dict:
         "speakers": opts.speakers,
         "asr": opts.asr,
         "asr_model": opts.asr_model,
+        "captioner": opts.captioner,
+        "captioner_model": opts.captioner_model,
+        "captioner_url": opts.captioner_url,
+        "captioner_concurrency": opts.captioner_concurrency,
         "max_kana_cer": opts.max_kana_cer,
         "max_seconds": opts.max_seconds,
         "duplicates": _duplicates(source, cfg.id_field, opts.limit),
     }
+
+
+def open_source(spec, input_spec: str, cfg, split: str):
+    factory = spec.open_source or InputSource
+    return factory(input_spec, cfg.name, cfg.hub_id, split)
 
 
 def _plan_path(out: Path, config: str) -> Path:
@@ -147,18 +162,20 @@ def load_or_create_plan(opts: BuildOptions) -> dict:
 
 # --- running shards -------------------------------------------------------------------------------
 
-_BUILDERS: dict[tuple, RowBuilder] = {}
+_BUILDERS: dict[str, object] = {}
 
 
-def row_builder(plan: dict) -> RowBuilder:
-    """One RowBuilder (and one loaded TTS/ASR model) per process and plan."""
-    key = (plan["corpus"], plan["config"], plan["tts"], plan.get("tts_model"), plan.get("speakers"), plan["asr"],
-           plan["asr_model"], plan["max_kana_cer"], plan["max_seconds"])
+def row_builder(plan: dict):
+    """One builder (and one loaded model of each kind) per process and plan."""
+    key = json.dumps({k: v for k, v in plan.items() if k != "duplicates"}, sort_keys=True)
     if key not in _BUILDERS:
         from jaspeech.synthesis.asr import make_asr
         from jaspeech.synthesis.tts import make_tts
 
         spec = corpus_spec(plan["corpus"])
+        if spec.make_builder:
+            _BUILDERS[key] = spec.make_builder(plan)
+            return _BUILDERS[key]
         _BUILDERS[key] = RowBuilder(
             spec,
             spec.configs[plan["config"]],
@@ -174,10 +191,10 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     spec = corpus_spec(plan["corpus"])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan)
-    source = InputSource(plan["input"], cfg.name, cfg.hub_id, plan["split"])
+    source = open_source(spec, plan["input"], cfg, plan["split"])
     writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features)
     duplicates = plan["duplicates"]
-    t0, tts0, asr0 = time.perf_counter(), builder.timers.tts, builder.timers.asr
+    t0, before = time.perf_counter(), dict(vars(builder.timers))
     batch: list = []
 
     def flush() -> None:
@@ -209,8 +226,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     return writer.close(
         {
             "wall_seconds": time.perf_counter() - t0,
-            "tts_seconds": builder.timers.tts - tts0,
-            "asr_seconds": builder.timers.asr - asr0,
+            **{f"{k}_seconds": v - before[k] for k, v in vars(builder.timers).items()},
         }
     )
 
@@ -277,6 +293,5 @@ def summarize(out: Path, plan: dict) -> dict:
         "audio_hours": sum(m["audio_hours"] for m in done),
         "reject_reasons": dict(sorted(reasons.items())),
         "wall_seconds": sum(m["wall_seconds"] for m in done),
-        "tts_seconds": sum(m["tts_seconds"] for m in done),
-        "asr_seconds": sum(m["asr_seconds"] for m in done),
+        **{k: sum(m.get(k, 0.0) for m in done) for k in ("tts_seconds", "asr_seconds", "caption_seconds")},
     }

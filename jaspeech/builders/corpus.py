@@ -31,3 +31,6 @@ class CorpusSpec:
     task_categories: tuple[str, ...]
     summary: str
     check_extra: Callable[[dict], dict] | None = None  # validates/cleans Example.extra, or raises RowReject
+    # corpora that are not TTS of text rows bring their own input reader and row builder
+    open_source: Callable | None = None  # (input, config name, hub id, split) -> source; default InputSource
+    make_builder: Callable[[dict], object] | None = None  # plan -> builder; default: TTS + ASR RowBuilder

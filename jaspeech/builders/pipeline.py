@@ -34,6 +34,7 @@ class Timers:
 
     tts: float = 0.0
     asr: float = 0.0
+    caption: float = 0.0
 
 
 @dataclass

@@ -80,7 +80,8 @@ class ShardWriter:
         self._buffer.append(row)
         self.rows += 1
         self.audio_seconds += row["duration"]
-        self.speakers[row["speaker"]] += 1
+        if "speaker" in row:
+            self.speakers[row["speaker"]] += 1
         if len(self._buffer) >= ROW_GROUP_ROWS:
             self._flush()
 

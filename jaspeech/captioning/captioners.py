@@ -1,0 +1,146 @@
+"""Captioners behind one interface: `caption(list of Clip) -> list of str | CaptionError` (batched).
+
+- `labels`: the offline default, a template sentence from the FSD50K labels. It is *not* a model
+  caption and says so in the `captioner` column and the card.
+- `openai`: any OpenAI-compatible chat server (e.g. `vllm serve Qwen/Qwen3-Omni-30B-A3B-Captioner`),
+  audio sent as chat `input_audio`, with concurrency and retries.
+- `qwen3-omni`: Qwen3-Omni-30B-A3B-Captioner through transformers (see `qwen3_omni.py`).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import soundfile as sf
+
+
+@dataclass
+class Clip:
+    id: str
+    samples: np.ndarray  # float32 mono
+    sample_rate: int
+    labels: list[str] = field(default_factory=list)
+
+
+class CaptionError(Exception):
+    """A clip the captioner could not caption (after its own retries)."""
+
+
+class Captioner(Protocol):
+    name: str
+
+    def caption(self, clips: list[Clip]) -> list[str | CaptionError]: ...
+
+
+CAPTIONERS = ("labels", "openai", "qwen3-omni")
+
+
+def make_captioner(name: str, model: str | None = None, url: str | None = None, concurrency: int = 8) -> Captioner:
+    if name == "labels":
+        return LabelsCaptioner()
+    if name == "openai":
+        if not url:
+            raise ValueError("--captioner openai needs --captioner-url (the server's /v1 base URL)")
+        return OpenAICaptioner(url, model or "Qwen/Qwen3-Omni-30B-A3B-Captioner", concurrency=concurrency)
+    if name == "qwen3-omni":
+        from jaspeech.captioning.qwen3_omni import Qwen3OmniCaptioner
+
+        return Qwen3OmniCaptioner(model or "Qwen/Qwen3-Omni-30B-A3B-Captioner")
+    raise ValueError(f"unknown captioner {name!r}; choose from {', '.join(CAPTIONERS)}")
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+def _label_words(label: str) -> str:
+    return label.replace("_", " ").replace(" and ", " and ").strip().lower()
+
+
+class LabelsCaptioner:
+    """Template captions from the ground-truth labels: reproducible, offline, and no model at all."""
+
+    name = "labels-template (FSD50K labels, no model)"
+
+    def caption(self, clips: list[Clip]) -> list[str | CaptionError]:
+        out: list[str | CaptionError] = []
+        for clip in clips:
+            names = list(dict.fromkeys(_label_words(x) for x in clip.labels if x))
+            if not names:
+                out.append(CaptionError("the clip has no labels to describe"))
+                continue
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            seconds = len(clip.samples) / clip.sample_rate
+            out.append(f"A {seconds:.0f}-second recording with the sound of {listed}.")
+        return out
+
+
+# --- OpenAI-compatible server ---------------------------------------------------------------------
+
+def wav_base64(samples: np.ndarray, sample_rate: int) -> str:
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class OpenAICaptioner:
+    """POST /chat/completions with one `input_audio` part per request; `concurrency` requests at a time.
+
+    Retried with exponential backoff: connection errors, timeouts, HTTP 429 and 5xx. Other HTTP errors
+    fail the clip at once. The API key comes from OPENAI_API_KEY (sent only as a bearer header).
+    """
+
+    def __init__(self, url: str, model: str, concurrency: int = 8, retries: int = 3, timeout: float = 120.0,
+                 backoff: float = 1.0, max_tokens: int = 512, prompt: str | None = None) -> None:
+        self.url = url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.name = f"{model} (OpenAI-compatible server)"
+        self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
+        self.max_tokens = max_tokens
+        self.prompt = prompt  # the Captioner takes audio alone; other models may want an instruction
+
+    def _request(self, clip: Clip) -> str:
+        content = [{"type": "input_audio", "input_audio": {"data": wav_base64(clip.samples, clip.sample_rate),
+                                                           "format": "wav"}}]
+        if self.prompt:
+            content.append({"type": "text", "text": self.prompt})
+        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
+                           "max_tokens": self.max_tokens, "temperature": 0.0}).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get("OPENAI_API_KEY"):
+            headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    reply = json.loads(resp.read().decode("utf-8"))
+                return reply["choices"][0]["message"]["content"] or ""
+            except urllib.error.HTTPError as e:
+                last = e
+                if e.code != 429 and e.code < 500:
+                    break
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = e
+            except (KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
+                last = e  # a malformed reply: retried like a server error
+        raise CaptionError(f"{type(last).__name__}: {last}")
+
+    def _one(self, clip: Clip) -> str | CaptionError:
+        try:
+            return self._request(clip)
+        except CaptionError as e:
+            return e
+
+    def caption(self, clips: list[Clip]) -> list[str | CaptionError]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._one, clips))
