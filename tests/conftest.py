@@ -10,14 +10,15 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def kept_and_rejected(out: Path, config: str) -> tuple[list[int], list[int]]:
-    """Input positions found in data/ and in rejects/ for one config (lists, so duplicates show)."""
-    kept: list[int] = []
+def kept_and_rejected(out: Path, config: str, by: str = "position") -> tuple[list, list]:
+    """Input positions (or source ids, `by="id"`) in data/ and in rejects/ (lists, so duplicates show)."""
+    column, reject_key = ("source_index", "source_index") if by == "position" else ("id", "source_id")
+    kept: list = []
     for f in sorted((out / "data" / config).glob("*.parquet")):
-        kept += pq.read_table(f, columns=["source_index"]).column("source_index").to_pylist()
-    rejected: list[int] = []
+        kept += pq.read_table(f, columns=[column]).column(column).to_pylist()
+    rejected: list = []
     for f in sorted((out / "rejects" / config).glob("*.jsonl")):
-        rejected += [json.loads(line)["source_index"] for line in f.read_text(encoding="utf-8").splitlines()]
+        rejected += [json.loads(line)[reject_key] for line in f.read_text(encoding="utf-8").splitlines()]
     return kept, rejected
 
 
@@ -30,12 +31,14 @@ def reject_reasons(out: Path, config: str) -> dict[int, str]:
     return reasons
 
 
-def assert_accounted(out: Path, config: str, n_input: int) -> tuple[list[int], list[int]]:
-    kept, rejected = kept_and_rejected(out, config)
+def assert_accounted(out: Path, config: str, n_input: int | None = None, ids: list | None = None):
+    """Every input row kept or rejected exactly once: by position (0..n_input-1) or by source id."""
+    kept, rejected = kept_and_rejected(out, config, by="position" if ids is None else "id")
+    expected = set(range(n_input)) if ids is None else set(ids)
     assert len(set(kept)) == len(kept), "a row was written twice"
     assert len(set(rejected)) == len(rejected), "a row was rejected twice"
     assert not set(kept) & set(rejected), "a row is both kept and rejected"
-    assert set(kept) | set(rejected) == set(range(n_input)), "a row was lost"
+    assert set(kept) | set(rejected) == expected, "a row was lost"
     return kept, rejected
 
 

@@ -16,6 +16,7 @@ PLOTS = {
     "kana_cer_hist.png": "Kana-CER per spoken turn",
     "speaker_hours.png": "Hours per speaker",
     "reject_reasons.png": "Rejected input rows by reason",
+    "caption_length_hist.png": "Caption length",
 }
 
 
@@ -33,18 +34,34 @@ def _hist(ax, values, bins: int, value_range, label: str) -> None:
     ax.stairs(counts, edges, fill=True, alpha=0.6, label=label)
 
 
-def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
-    """Write every plot; returns the file names (relative to `assets/`)."""
+def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False) -> list[str]:
+    """Write the corpus kind's plots; returns the file names (relative to `assets/`).
+
+    TTS corpora get durations, kana-CER, hours per speaker and reject reasons; captioned corpora get
+    durations, caption lengths and reject reasons.
+    """
     assets.mkdir(parents=True, exist_ok=True)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for s in stats:
         if len(s.durations):
             _hist(ax, s.durations, 30, None, f"{s.name} (n={s.rows})")
-    ax.set_xlabel("seconds of speech per row")
+    ax.set_xlabel("seconds of audio per row")
     ax.set_ylabel("rows")
     ax.set_title(PLOTS["duration_hist.png"])
     _save(fig, assets / "duration_hist.png")
+
+    if captioned:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for s in stats:
+            if len(s.caption_words):
+                _hist(ax, s.caption_words, 30, None, s.name)
+        ax.set_xlabel("words per caption")
+        ax.set_ylabel("clips")
+        ax.set_title(PLOTS["caption_length_hist.png"])
+        _save(fig, assets / "caption_length_hist.png")
+        _reasons_plot(stats, assets)
+        return [n for n in PLOTS if (assets / n).exists()]
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for s in stats:
@@ -70,6 +87,11 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
     ax.tick_params(axis="x", rotation=90)
     _save(fig, assets / "speaker_hours.png")
 
+    _reasons_plot(stats, assets)
+    return [n for n in PLOTS if (assets / n).exists()]
+
+
+def _reasons_plot(stats: list[ConfigStats], assets: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     reasons = sorted({r for s in stats for r in s.reject_reasons})
     left = [0] * len(reasons)
@@ -80,4 +102,3 @@ def write_plots(stats: list[ConfigStats], assets: Path) -> list[str]:
     ax.set_xlabel("input rows")
     ax.set_title(PLOTS["reject_reasons.png"])
     _save(fig, assets / "reject_reasons.png")
-    return list(PLOTS)

@@ -80,7 +80,7 @@ def render_card(out: Path, spec: CorpusSpec, stats: list[ConfigStats] | None = N
 def write_card(out: Path, spec: CorpusSpec) -> Path:
     """(Re)write README.md and assets/*.png of a corpus folder."""
     stats = [config_stats(out, c) for c in built_configs(out, spec)]
-    write_plots(stats, out / "assets")
+    write_plots(stats, out / "assets", captioned="caption" in spec.features)
     path = out / "README.md"
     path.write_text(render_card(out, spec, stats), encoding="utf-8")
     return path

@@ -38,6 +38,10 @@ class ConfigStats:
     kana_cers: array = field(default_factory=lambda: array("d"))
     spoken_turns: int = 0
     reject_reasons: Counter = field(default_factory=Counter)
+    caption_words: array = field(default_factory=lambda: array("d"))  # captioned corpora
+    licenses: Counter = field(default_factory=Counter)  # licence URL -> clips
+    uploaders: Counter = field(default_factory=Counter)
+    captioners: set[str] = field(default_factory=set)
     tts_models: set[str] = field(default_factory=set)
     asr_models: set[str] = field(default_factory=set)
     plan: dict = field(default_factory=dict)
@@ -67,6 +71,10 @@ class ConfigStats:
         return distribution(self.kana_cers)
 
     @property
+    def caption_length(self) -> dict[str, float]:
+        return distribution(self.caption_words)
+
+    @property
     def speaker_hours(self) -> dict[str, float]:
         return {k: v / 3600 for k, v in sorted(self.speaker_seconds.items())}
 
@@ -76,20 +84,34 @@ def config_stats(out: Path, config: str) -> ConfigStats:
     for f in sorted((out / "data" / config).glob("*.parquet")):
         pf = pq.ParquetFile(f)
         s.num_bytes += f.stat().st_size
-        t = pf.read(columns=["duration", "speaker", "tts_model", "asr_model", *_TURN_LEAVES])
-        durations = t.column("duration").to_numpy()
-        s.durations.extend(durations.astype("float64"))
-        by_speaker = t.select(["speaker", "duration"]).group_by("speaker").aggregate([("duration", "sum")])
-        for spk, total in zip(by_speaker.column("speaker").to_pylist(), by_speaker.column("duration_sum").to_pylist()):
-            s.speaker_seconds[spk] += total
-        s.tts_models |= set(t.column("tts_model").unique().to_pylist())
-        s.asr_models |= set(t.column("asr_model").unique().to_pylist())
-        turns = t.column("turns").combine_chunks().flatten()  # one struct per turn, no Python objects
-        user = pc.equal(turns.field("role"), "user")
-        s.spoken_turns += pc.sum(user).as_py() or 0
-        scored = pc.and_(user, pc.is_valid(turns.field("kana_cer")))
-        s.cers.extend(pc.filter(turns.field("cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
-        s.kana_cers.extend(pc.filter(turns.field("kana_cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
+        names = set(pf.schema_arrow.names)
+        wanted = ["duration", *(c for c in ("speaker", "tts_model", "asr_model", "caption", "captioner", "license",
+                                             "uploader") if c in names)]
+        t = pf.read(columns=wanted + (_TURN_LEAVES if "turns" in names else []))
+        s.durations.extend(t.column("duration").to_numpy().astype("float64"))
+        if "speaker" in names:
+            by_speaker = t.select(["speaker", "duration"]).group_by("speaker").aggregate([("duration", "sum")])
+            for spk, total in zip(by_speaker.column("speaker").to_pylist(),
+                                  by_speaker.column("duration_sum").to_pylist()):
+                s.speaker_seconds[spk] += total
+        for column, target in (("tts_model", s.tts_models), ("asr_model", s.asr_models), ("captioner", s.captioners)):
+            if column in names:
+                target |= set(t.column(column).unique().to_pylist())
+        for column, counter in (("license", s.licenses), ("uploader", s.uploaders)):
+            if column in names:
+                counts = t.column(column).value_counts()
+                counter.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+        if "caption" in names:
+            words = pc.list_value_length(pc.utf8_split_whitespace(t.column("caption")))
+            s.caption_words.extend(words.to_numpy(zero_copy_only=False).astype("float64"))
+        if "turns" in names:
+            turns = t.column("turns").combine_chunks().flatten()  # one struct per turn, no Python objects
+            user = pc.equal(turns.field("role"), "user")
+            s.spoken_turns += pc.sum(user).as_py() or 0
+            scored = pc.and_(user, pc.is_valid(turns.field("kana_cer")))
+            s.cers.extend(pc.filter(turns.field("cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
+            s.kana_cers.extend(
+                pc.filter(turns.field("kana_cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
     s.rows = len(s.durations)
     for f in sorted((out / "rejects" / config).glob("*.jsonl")):
         with open(f, encoding="utf-8") as fh:
