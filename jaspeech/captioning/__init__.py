@@ -1,1 +1,1 @@
-"""FSD50K metadata, licence filter and captioners for `fsd50k-cc-captions` (not built yet: issue 4)."""
+"""FSD50K captions: the release reader and licence classes, captioners, and caption filters."""

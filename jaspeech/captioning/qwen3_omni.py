@@ -27,6 +27,7 @@ class Qwen3OmniCaptioner:
         if getattr(self.model, "has_talker", False):
             self.model.disable_talker()  # text out only
         self.name = f"{model} (transformers)"
+        self._eos = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")  # end of the assistant turn
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self._torch = torch
@@ -36,12 +37,12 @@ class Qwen3OmniCaptioner:
                          for c in clips]
         texts = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         audios = [resample(c.samples, c.sample_rate, CAPTIONER_SR) for c in clips]
-        inputs = self.processor(text=texts, audio=audios, return_tensors="pt", padding=True,
-                                use_audio_in_video=False)
+        inputs = self.processor(text=texts, audio=audios, return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         with self._torch.inference_mode():
             out = self.model.generate(**inputs, return_audio=False, use_audio_in_video=False,
-                                      thinker_max_new_tokens=self.max_new_tokens, thinker_do_sample=False)
+                                      thinker_max_new_tokens=self.max_new_tokens, thinker_do_sample=False,
+                                      thinker_eos_token_id=self._eos)
         sequences = out.sequences if hasattr(out, "sequences") else out
         new_tokens = sequences[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in self.processor.batch_decode(new_tokens, skip_special_tokens=True,
