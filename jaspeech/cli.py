@@ -122,6 +122,34 @@ def _run_eval_cer(args) -> int:
     return 0
 
 
+def _run_eval_adu(args) -> int:
+    from jaspeech.model import adu_bench
+
+    if not args.model_url:
+        print("jaspeech eval adu-bench: error: answering with a local JaSpeechLLM checkpoint needs the model "
+              "(not built yet); serve the model behind an OpenAI-compatible endpoint and pass --model-url",
+              file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    kw = {"timeout": args.timeout, "retries": args.retries, "backoff": args.backoff}
+    questions = adu_bench.load_questions(args.data, args.language)
+    responses = adu_bench.generate(questions, adu_bench.openai_responder(args.model_url, args.model, **kw),
+                                   args.out / "adu-bench.responses.jsonl")
+    judgments = adu_bench.judge(questions, responses, args.out / "adu-bench.judgments.jsonl", args.judge_url,
+                                args.judge_model, swap=args.swap, api_key_env=args.judge_key_env, **kw)
+    summary = adu_bench.summarize({q.id: judgments[q.id] for q in questions}, args.model)
+    (args.out / "adu-bench.summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _run_eval_report(args) -> int:
+    from jaspeech.model.report import render
+
+    print(render(args.results), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaspeech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaspeech {__version__}")
@@ -145,6 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     ev_cer.add_argument("--model", default=None)
     ev_cer.add_argument("--dataset", default=None)
 
+    adu = ev_sub.add_parser("adu-bench", help="ADU-Bench (ja): answer spoken questions, judge with an LLM")
+    adu.add_argument("--model", required=True, help="name of the model under test (sent to --model-url)")
+    adu.add_argument("--model-url", default=None, help="OpenAI-compatible audio chat endpoint serving --model")
+    adu.add_argument("--data", required=True, type=Path, help="ADU-Bench folder (question JSONL + audio)")
+    adu.add_argument("--language", default="japanese")
+    adu.add_argument("--judge-url", default="https://api.openai.com/v1")
+    adu.add_argument("--judge-model", default="gpt-4-0613")
+    adu.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's key")
+    adu.add_argument("--swap", action="store_true", help="also judge with response and reference swapped; average")
+    adu.add_argument("--out", required=True, type=Path)
+    adu.add_argument("--timeout", type=float, default=120.0)
+    adu.add_argument("--retries", type=int, default=4)
+    adu.add_argument("--backoff", type=float, default=2.0)
+    rep = ev_sub.add_parser("report", help="the results table (model | ADU-Bench (ja) | CER %%) from result files")
+    rep.add_argument("results", type=Path)
+
     args = parser.parse_args(argv)
     if args.command == "build":
         return _run_build(args)
@@ -152,4 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_card(args)
     if args.command == "publish":
         return _run_publish(args)
+    if args.eval_command == "adu-bench":
+        return _run_eval_adu(args)
+    if args.eval_command == "report":
+        return _run_eval_report(args)
     return _run_eval_cer(args)

@@ -8,19 +8,13 @@
 """
 from __future__ import annotations
 
-import base64
-import io
-import json
-import os
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import soundfile as sf
+
+from jaspeech.openai_api import ApiError, audio_part, chat
 
 
 @dataclass
@@ -84,62 +78,29 @@ class LabelsCaptioner:
 
 # --- OpenAI-compatible server ---------------------------------------------------------------------
 
-def wav_base64(samples: np.ndarray, sample_rate: int) -> str:
-    buf = io.BytesIO()
-    sf.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 class OpenAICaptioner:
-    """POST /chat/completions with one `input_audio` part per request; `concurrency` requests at a time.
+    """One chat request per clip with the audio as `input_audio`; `concurrency` requests at a time.
 
-    Retried with exponential backoff: connection errors, timeouts, HTTP 429 and 5xx. Other HTTP errors
-    fail the clip at once. The API key comes from OPENAI_API_KEY (sent only as a bearer header).
+    Retries and backoff are `jaspeech.openai_api.chat`'s; a clip that still fails becomes a CaptionError.
     """
 
     def __init__(self, url: str, model: str, concurrency: int = 8, retries: int = 3, timeout: float = 120.0,
                  backoff: float = 1.0, max_tokens: int = 512, prompt: str | None = None) -> None:
-        self.url = url.rstrip("/") + "/chat/completions"
-        self.model = model
+        self.url, self.model = url, model
         self.name = f"{model} (OpenAI-compatible server)"
         self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
         self.max_tokens = max_tokens
         self.prompt = prompt  # the Captioner takes audio alone; other models may want an instruction
 
-    def _request(self, clip: Clip) -> str:
-        content = [{"type": "input_audio", "input_audio": {"data": wav_base64(clip.samples, clip.sample_rate),
-                                                           "format": "wav"}}]
+    def _one(self, clip: Clip) -> str | CaptionError:
+        content = [audio_part(clip.samples, clip.sample_rate)]
         if self.prompt:
             content.append({"type": "text", "text": self.prompt})
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
-                           "max_tokens": self.max_tokens, "temperature": 0.0}).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if os.environ.get("OPENAI_API_KEY"):
-            headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    reply = json.loads(resp.read().decode("utf-8"))
-                return reply["choices"][0]["message"]["content"] or ""
-            except urllib.error.HTTPError as e:
-                last = e
-                if e.code != 429 and e.code < 500:
-                    break
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = e
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
-                last = e  # a malformed reply: retried like a server error
-        raise CaptionError(f"{type(last).__name__}: {last}")
-
-    def _one(self, clip: Clip) -> str | CaptionError:
         try:
-            return self._request(clip)
-        except CaptionError as e:
-            return e
+            return chat(self.url, self.model, [{"role": "user", "content": content}], max_tokens=self.max_tokens,
+                        retries=self.retries, timeout=self.timeout, backoff=self.backoff)
+        except ApiError as e:
+            return CaptionError(str(e))
 
     def caption(self, clips: list[Clip]) -> list[str | CaptionError]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
