@@ -143,6 +143,16 @@ def _run_eval_adu(args) -> int:
     return 0
 
 
+def _run_eval_asr(args) -> int:
+    from jaspeech.model.eval_asr import evaluate
+
+    line = evaluate(args.model, args.dataset, args.out, split=args.split, config=args.config,
+                    audio_column=args.audio_column, text_column=args.text_column, batch_size=args.batch_size,
+                    limit=args.limit)
+    print(json.dumps(line, ensure_ascii=False))
+    return 0
+
+
 def _run_eval_report(args) -> int:
     from jaspeech.model.report import render
 
@@ -173,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ev_cer.add_argument("--model", default=None)
     ev_cer.add_argument("--dataset", default=None)
 
+    asr = ev_sub.add_parser("asr", help="transcribe a dataset (kotoba-whisper protocol), write predictions + metrics")
+    asr.add_argument("--model", required=True, help="transformers Whisper id/folder or CTranslate2 Whisper folder")
+    asr.add_argument("--dataset", required=True, help="hub id or local dataset folder")
+    asr.add_argument("--config", default=None)
+    asr.add_argument("--split", default="test")
+    asr.add_argument("--audio-column", default="audio")
+    asr.add_argument("--text-column", default="transcription", help="default fits the japanese-asr/ja_asr.* sets")
+    asr.add_argument("--batch-size", type=int, default=16)
+    asr.add_argument("--limit", type=int, default=None)
+    asr.add_argument("--out", required=True, type=Path)
     adu = ev_sub.add_parser("adu-bench", help="ADU-Bench (ja): answer spoken questions, judge with an LLM")
     adu.add_argument("--model", required=True, help="name of the model under test (sent to --model-url)")
     adu.add_argument("--model-url", default=None, help="OpenAI-compatible audio chat endpoint serving --model")
@@ -196,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_card(args)
     if args.command == "publish":
         return _run_publish(args)
+    if args.eval_command == "asr":
+        return _run_eval_asr(args)
     if args.eval_command == "adu-bench":
         return _run_eval_adu(args)
     if args.eval_command == "report":
