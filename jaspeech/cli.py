@@ -143,6 +143,14 @@ def _run_eval_adu(args) -> int:
     return 0
 
 
+def _run_train(args) -> int:
+    from jaspeech.model.recipes import train
+
+    result = train(args.config, args.set)
+    print(json.dumps({k: v for k, v in result.items() if k != "losses"}, ensure_ascii=False))
+    return 0
+
+
 def _run_eval_asr(args) -> int:
     from jaspeech.model.eval_asr import evaluate
 
@@ -175,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--private", action="store_true", help="create the repo as private if it does not exist")
     pub.add_argument("--include-rejects", action="store_true", help="also upload rejects/")
     pub.add_argument("--dry-run", action="store_true", help="list exactly what would be uploaded, upload nothing")
+
+    tr = sub.add_parser("train", help="train JaSpeechLLM with a recipe (configs/train/*.yaml)")
+    tr.add_argument("config", type=Path)
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set training.max_steps=10 --set output_dir=runs/x")
 
     ev = sub.add_parser("eval", help="evaluation")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
@@ -216,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_card(args)
     if args.command == "publish":
         return _run_publish(args)
+    if args.command == "train":
+        return _run_train(args)
     if args.eval_command == "asr":
         return _run_eval_asr(args)
     if args.eval_command == "adu-bench":

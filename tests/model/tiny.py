@@ -25,7 +25,8 @@ def tiny_model_and_processor(tokenizer=None, d_model: int = 32, hidden: int = 64
     config = JaSpeechLLMConfig(
         audio_config={"model_type": "whisper", "d_model": d_model, "encoder_layers": layers, "encoder_attention_heads": 2,
                       "encoder_ffn_dim": 2 * d_model, "num_mel_bins": 80, "decoder_layers": 1,
-                      "decoder_attention_heads": 2, "decoder_ffn_dim": 2 * d_model, "vocab_size": 100},
+                      "decoder_attention_heads": 2, "decoder_ffn_dim": 2 * d_model, "vocab_size": 100,
+                      "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0, "decoder_start_token_id": 0},
         text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": hidden,
                      "intermediate_size": 2 * hidden, "num_hidden_layers": layers, "num_attention_heads": 4,
                      "num_key_value_heads": 2, "max_position_embeddings": 1024, "tie_word_embeddings": False,
