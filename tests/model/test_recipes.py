@@ -1,0 +1,132 @@
+"""Training recipes: freezing per stage, the DPO loss, the CPU proof, a 2-process run with resume, DPO training."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jaspeech.builders.build import BuildOptions, build
+from jaspeech.model.recipes import STAGES, apply_stage, collate, collate_dpo, dpo_loss, pair_logps, train
+from jaspeech.model.data import Example
+from tests.model.tiny import tiny_model_and_processor
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "train" / "tiny-asr.yaml"
+
+
+def examples(n=2, seconds=1.0):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [Example("asr_ja", [], [((rng.standard_normal(int(16000 * seconds)) * 0.1).astype("float32"), 16000)],
+                    response="今日はいい天気です。") for _ in range(n)]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_freezing_per_stage_and_what_changes_after_a_step(stage):
+    torch.manual_seed(0)
+    model, processor = tiny_model_and_processor()
+    trainable = apply_stage(model, stage)
+    assert trainable == (["adapter"] if stage == "pretrain-adapter" else ["adapter", "language_model"])
+    for part in ("encoder", "adapter", "language_model"):
+        flags = {p.requires_grad for p in getattr(model, part).parameters()}
+        assert flags == {part in trainable}, part
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(**collate(examples(), processor)).loss.backward()
+    optimizer.step()
+    for part in ("encoder", "adapter", "language_model"):
+        changed = any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n.startswith(part + "."))
+        assert changed == (part in trainable), part
+
+
+def test_dpo_loss_against_a_hand_computed_value():
+    pc, pr, rc, rr = torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -3.0]), torch.tensor([-11.0, -4.0]), torch.tensor([-11.0, -4.0])
+    loss, margin = dpo_loss(pc, pr, rc, rr, beta=0.5)
+    # pair 1: margin (-10+11) - (-12+11) = 2; pair 2: (-4+4) - (-3+4) = -1
+    expected = (-math.log(1 / (1 + math.exp(-0.5 * 2))) - math.log(1 / (1 + math.exp(-0.5 * -1)))) / 2
+    assert margin.tolist() == [2.0, -1.0] and loss.item() == pytest.approx(expected, rel=1e-6)
+    same = dpo_loss(pc, pr, pc, pr)[0]
+    assert same.item() == pytest.approx(math.log(2))  # policy == reference: log 2
+
+
+def test_chosen_and_rejected_share_one_encoder_pass():
+    torch.manual_seed(0)
+    model, processor = tiny_model_and_processor()
+    turns = [{"role": "user", "text": "質問", "spoken": True}]
+    ex = [Example("dpo", turns, examples(1)[0].audio, chosen="良い答えです。", rejected="悪い。")]
+    batch = collate_dpo(ex, processor)
+    assert batch["input_ids"].shape[0] == 2 and batch["input_features"].shape[0] == 1
+    calls = []
+    hook = model.encoder.register_forward_hook(lambda *a: calls.append(1))
+    chosen, rejected = pair_logps(model, batch)
+    hook.remove()
+    assert calls == [1]
+    # the same numbers as two separate ordinary forwards
+    for row, value in ((0, chosen), (1, rejected)):
+        single = {"input_ids": batch["input_ids"][row:row + 1], "attention_mask": batch["attention_mask"][row:row + 1],
+                  "input_features": batch["input_features"], "audio_chunk_samples": batch["audio_chunk_samples"]}
+        logits = model(**single).logits
+        from jaspeech.model.recipes import sequence_logps
+
+        assert torch.allclose(sequence_logps(logits, batch["labels"][row:row + 1]), value, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def sample_corpora(tmp_path_factory):
+    """Our SFT and DPO sample corpora, synthesised with the fast TTS: the data the recipes train on."""
+    root = tmp_path_factory.mktemp("corpora")
+    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=root / "sft",
+                       tts="openjtalk", asr="none", quiet=True))
+    build(BuildOptions(corpus="jaspeech-dpo-audio", config="chatbot-arena", input="sample", out=root / "dpo",
+                       tts="openjtalk", asr="none", quiet=True))
+    return root
+
+
+@pytest.mark.slow
+def test_cpu_proof_tiny_asr_learns(sample_corpora, tmp_path, capsys):
+    result = train(TINY, [f"data.sources.0.path={sample_corpora / 'sft'}", f"output_dir={tmp_path / 'run'}"])
+    print(f"tiny-asr: loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}; "
+          f"greedy CER {result['cer_before']:.1f} % -> {result['cer_after']:.1f} %")
+    assert result["last_loss"] < 0.5 * result["first_loss"]
+    assert result["cer_after"] < result["cer_before"]
+    final = tmp_path / "run" / "final"
+    from jaspeech.model import JaSpeechLLMForConditionalGeneration
+
+    assert isinstance(JaSpeechLLMForConditionalGeneration.from_pretrained(final), JaSpeechLLMForConditionalGeneration)
+    assert json.loads((final / "train_result.json").read_text())["cer_after"] == result["cer_after"]
+
+
+def test_two_processes_save_and_resume(sample_corpora, tmp_path):
+    out = tmp_path / "ddp"
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+            "-m", "jaspeech", "train", str(TINY), "--set", f"data.sources.0.path={sample_corpora / 'sft'}",
+            "--set", f"output_dir={out}", "--set", "eval.examples=0", "--set", "training.save_steps=2",
+            "--set", "training.per_device_batch_size=2", "--set", "training.log_steps=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(base + ["--set", "training.max_steps=2"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (out / "checkpoint-2" / "done").exists() and (out / "final" / "config.json").exists()
+    second = subprocess.run(base + ["--set", "training.max_steps=4"], capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from checkpoint-2 (step 2)" in second.stdout + second.stderr
+    assert "step 3/4" in second.stdout and "step 1/4" not in second.stdout
+    assert (out / "checkpoint-4" / "done").exists()
+
+
+def test_dpo_stage_trains_from_a_checkpoint(sample_corpora, tmp_path):
+    first = train(TINY, [f"data.sources.0.path={sample_corpora / 'sft'}", f"output_dir={tmp_path / 'asr'}",
+                         "training.max_steps=2", "eval.examples=0"])
+    assert first["steps"] == 2
+    dpo = ROOT / "configs" / "train" / "dpo.yaml"
+    result = train(dpo, [f"model.path={tmp_path / 'asr' / 'final'}", f"output_dir={tmp_path / 'dpo'}",
+                         f"data.sources=[{{kind: jaspeech-dpo, path: '{sample_corpora / 'dpo'}', config: chatbot-arena}}]",
+                         "training.max_steps=3", "training.per_device_batch_size=2", "training.learning_rate=1.0e-3",
+                         "training.bf16=false", "training.gradient_checkpointing=false",
+                         "training.gradient_accumulation_steps=1", "training.log_steps=1"])
+    assert result["stage"] == "dpo" and result["first_loss"] == pytest.approx(math.log(2), abs=1e-3)
+    assert all(math.isfinite(x) for x in result["losses"])
