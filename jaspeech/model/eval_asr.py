@@ -1,7 +1,7 @@
 """`jaspeech eval asr`: transcribe a dataset with a model and score it by the kotoba-whisper protocol.
 
-The model is any transformers Whisper checkpoint (hub id or folder), a CTranslate2 Whisper folder
-(faster-whisper), or a JaSpeechLLM checkpoint once that model exists. The dataset is read with
+The model is a JaSpeechLLM checkpoint (`model_type` jaspeech_llm), any transformers Whisper checkpoint
+(hub id or folder), or a CTranslate2 Whisper folder (faster-whisper). The dataset is read with
 `datasets.load_dataset` (hub id or local folder), audio as raw bytes decoded with soundfile, so an
 undecodable clip is skipped with a count instead of stopping the run. Predictions are appended per
 batch to the predictions file, so a rerun resumes where it stopped.
@@ -31,10 +31,36 @@ def make_transcriber(model: str):
         return FasterWhisperASR(str(path), beam_size=1)
     config = path / "config.json"
     if config.exists() and json.loads(config.read_text()).get("model_type") == "jaspeech_llm":
-        raise NotImplementedError("JaSpeechLLM checkpoints are not supported by eval asr yet")
+        return JaSpeechLLMTranscriber(str(path))
     from jaspeech.synthesis.asr.transformers_whisper import TransformersWhisperASR
 
     return TransformersWhisperASR(model)
+
+
+class JaSpeechLLMTranscriber:
+    """Japanese ASR with a JaSpeechLLM checkpoint: the `asr_ja` prompt, greedy decoding, batched."""
+
+    def __init__(self, path: str, max_new_tokens: int = 200) -> None:
+        import torch
+
+        from jaspeech.model import JaSpeechLLMForConditionalGeneration, JaSpeechLLMProcessor
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        self.model = JaSpeechLLMForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device).eval()
+        self.processor = JaSpeechLLMProcessor.from_pretrained(path)
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues every prompt at its end
+        self.prompt = self.processor.render(self.processor.task_messages("asr_ja"), add_generation_prompt=True)
+        self.name, self.device, self.dtype, self.max_new_tokens = f"{path} (JaSpeechLLM)", device, dtype, max_new_tokens
+
+    def transcribe(self, audios):
+        inputs = self.processor(text=[self.prompt] * len(audios), audio=list(audios))
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        inputs["input_features"] = inputs["input_features"].to(self.dtype)
+        tok = self.processor.tokenizer
+        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
 
 
 def _slug(text: str) -> str:

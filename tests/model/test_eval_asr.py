@@ -61,3 +61,22 @@ def test_eval_asr_real_whisper_base_on_our_tts(tmp_path, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     print(f"Whisper base (CTranslate2) on kokoro speech: CER {line['cer_norm']:.2f} % over {line['n']} utterances")
     assert line["n"] == 3 and line["cer_norm"] < 30.0
+
+
+def test_eval_asr_with_a_jaspeech_llm_checkpoint(tmp_path, capsys):
+    """A tiny random JaSpeechLLM saved and evaluated through the same command (batched, left-padded)."""
+    import torch
+
+    from tests.model.tiny import tiny_model_and_processor
+
+    torch.manual_seed(0)
+    model, processor = tiny_model_and_processor()
+    model.save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    data = local_dataset(tmp_path / "ds", make_tts("openjtalk"))
+    assert main(["eval", "asr", "--model", str(tmp_path / "ckpt"), "--dataset", str(data), "--out",
+                 str(tmp_path / "r"), "--batch-size", "2"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["n"] == 3 and line["cer_norm"] >= 0
+    rows = list(csv.DictReader(open(next((tmp_path / "r").glob("predictions.*.csv")), encoding="utf-8")))
+    assert [r["reference_raw"] for r in rows] == SENTENCES
