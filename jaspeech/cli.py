@@ -126,8 +126,8 @@ def _run_eval_adu(args) -> int:
     from jaspeech.model import adu_bench
 
     if not args.model_url:
-        print("jaspeech eval adu-bench: error: answering with a local JaSpeechLLM checkpoint needs the model "
-              "(not built yet); serve the model behind an OpenAI-compatible endpoint and pass --model-url",
+        print("jaspeech eval adu-bench: error: pass --model-url: the answering model is reached through an "
+              "OpenAI-compatible audio chat endpoint (serve a JaSpeechLLM checkpoint or a baseline with vLLM)",
               file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
