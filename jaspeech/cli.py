@@ -125,16 +125,18 @@ def _run_eval_cer(args) -> int:
 def _run_eval_adu(args) -> int:
     from jaspeech.model import adu_bench
 
-    if not args.model_url:
-        print("jaspeech eval adu-bench: error: pass --model-url: the answering model is reached through an "
-              "OpenAI-compatible audio chat endpoint (serve a JaSpeechLLM checkpoint or a baseline with vLLM)",
-              file=sys.stderr)
+    kw = {"timeout": args.timeout, "retries": args.retries, "backoff": args.backoff}
+    if args.model_url:
+        respond = adu_bench.openai_responder(args.model_url, args.model, **kw)
+    elif Path(args.model, "config.json").exists():
+        respond = adu_bench.jaspeech_responder(args.model)
+    else:
+        print("jaspeech eval adu-bench: error: --model must be a JaSpeechLLM checkpoint folder, or a model name "
+              "served at --model-url (an OpenAI-compatible audio chat endpoint)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    kw = {"timeout": args.timeout, "retries": args.retries, "backoff": args.backoff}
     questions = adu_bench.load_questions(args.data, args.language)
-    responses = adu_bench.generate(questions, adu_bench.openai_responder(args.model_url, args.model, **kw),
-                                   args.out / "adu-bench.responses.jsonl")
+    responses = adu_bench.generate(questions, respond, args.out / "adu-bench.responses.jsonl")
     judgments = adu_bench.judge(questions, responses, args.out / "adu-bench.judgments.jsonl", args.judge_url,
                                 args.judge_model, swap=args.swap, api_key_env=args.judge_key_env, **kw)
     summary = adu_bench.summarize({q.id: judgments[q.id] for q in questions}, args.model)
@@ -207,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     asr.add_argument("--limit", type=int, default=None)
     asr.add_argument("--out", required=True, type=Path)
     adu = ev_sub.add_parser("adu-bench", help="ADU-Bench (ja): answer spoken questions, judge with an LLM")
-    adu.add_argument("--model", required=True, help="name of the model under test (sent to --model-url)")
+    adu.add_argument("--model", required=True,
+                     help="a JaSpeechLLM checkpoint folder, or the model name served at --model-url")
     adu.add_argument("--model-url", default=None, help="OpenAI-compatible audio chat endpoint serving --model")
     adu.add_argument("--data", required=True, type=Path, help="ADU-Bench folder (question JSONL + audio)")
     adu.add_argument("--language", default="japanese")

@@ -101,6 +101,31 @@ def openai_responder(url: str, model: str, prompt: str | None = None, **kw) -> C
     return respond
 
 
+def jaspeech_responder(path: str, max_new_tokens: int = 512) -> Callable[[Question], str]:
+    """Answer each spoken question with a local JaSpeechLLM checkpoint (spoken-instruction prompt, greedy)."""
+    import torch
+
+    from jaspeech.model import JaSpeechLLMForConditionalGeneration, JaSpeechLLMProcessor
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = JaSpeechLLMForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device).eval()
+    processor = JaSpeechLLMProcessor.from_pretrained(path)
+    prompt = processor.render(processor.task_messages("instruction", [{"role": "user", "spoken": True}]),
+                              add_generation_prompt=True)
+    tok = processor.tokenizer
+
+    def respond(q: Question) -> str:
+        samples, sr = sf.read(q.audio, dtype="float32", always_2d=False)
+        inputs = {k: v.to(device) for k, v in processor(text=[prompt], audio=[(samples, sr)]).items()}
+        inputs["input_features"] = inputs["input_features"].to(dtype)
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        return processor.batch_decode(out, skip_special_tokens=True)[0].strip()
+
+    return respond
+
+
 def generate(questions: list[Question], respond: Callable[[Question], str], out: Path) -> dict[str, dict]:
     """responses.jsonl: one line per question; resumes, and retries questions whose answer failed before."""
     done = {k: v for k, v in _done(out).items() if v.get("response") is not None}

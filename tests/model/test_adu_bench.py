@@ -143,3 +143,23 @@ def test_swap_averages_both_orders(bench, server, tmp_path):
                  for line in (out / "adu-bench.judgments.jsonl").read_text().splitlines()}
     assert judgments["日本の首都はどこですか。"]["scores"] == [8.0, 8.0]
     assert Server.calls["日本の首都はどこですか。"] == 2  # one request per order
+
+
+def test_answers_from_a_local_jaspeech_llm_checkpoint(bench, server, tmp_path):
+    """--model as a checkpoint folder: a tiny random JaSpeechLLM answers; the scripted judge scores."""
+    import torch
+
+    from tests.model.tiny import tiny_model_and_processor
+
+    torch.manual_seed(0)
+    model, processor = tiny_model_and_processor()
+    model.save_pretrained(tmp_path / "ckpt")
+    processor.save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "local"
+    assert main(["eval", "adu-bench", "--model", str(tmp_path / "ckpt"), "--data", str(bench), "--judge-url", server,
+                 "--judge-model", "judge", "--out", str(out), "--timeout", "0.5", "--retries", "2",
+                 "--backoff", "0.01"]) == 0
+    responses = [json.loads(line) for line in (out / "adu-bench.responses.jsonl").read_text().splitlines()]
+    assert len(responses) == 5 and all(isinstance(r["response"], str) and r["error"] is None for r in responses)
+    assert json.loads((out / "adu-bench.summary.json").read_text())["n"] == 3
+    assert main(["eval", "adu-bench", "--model", "no-such-model", "--data", str(bench), "--out", str(out)]) == 2
