@@ -281,6 +281,11 @@ def train(config_path: str | Path, overrides: list[str] | None = None, log=print
         done = step + 1
         if done % int(t.get("log_steps", 10)) == 0 or done == max_steps:
             log(f"step {done}/{max_steps} loss {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
+        every = int(cfg.get("eval", {}).get("every_steps", 0))
+        if eval_examples and every and done % every == 0 and done < max_steps and accelerator.is_main_process:
+            cer, _ = greedy_cer(accelerator.unwrap_model(model), processor, eval_examples)
+            result.setdefault("cer_during", []).append([done, cer])
+            log(f"step {done}: greedy CER {cer:.1f} %")
         if done % int(t.get("save_steps", max_steps)) == 0 or done == max_steps:
             path = output_dir / f"checkpoint-{done}"
             accelerator.save_state(str(path))

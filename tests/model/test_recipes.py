@@ -94,6 +94,7 @@ def test_cpu_proof_tiny_asr_learns(sample_corpora, tmp_path, capsys):
           f"greedy CER {result['cer_before']:.1f} % -> {result['cer_after']:.1f} %")
     assert result["last_loss"] < 0.5 * result["first_loss"]
     assert result["cer_after"] < result["cer_before"]
+    assert [step for step, _ in result["cer_during"]] == [100, 200]  # the periodic evaluation hook
     final = tmp_path / "run" / "final"
     from jaspeech.model import JaSpeechLLMForConditionalGeneration
 
