@@ -1,4 +1,4 @@
-"""The `jaspeech` command: build, card, publish, eval."""
+"""The `jaspeech` command: build corpora, write their cards, publish them, train and evaluate JaSpeechLLM."""
 from __future__ import annotations
 
 import argparse

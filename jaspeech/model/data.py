@@ -13,14 +13,14 @@ Source kinds (`kind` in a recipe's `data.sources`):
 """
 from __future__ import annotations
 
-import io
 import random
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-import soundfile as sf
+
+from jaspeech.synthesis.audio import decode_audio
 
 
 @dataclass
@@ -42,14 +42,13 @@ class Counters:
 
 
 def decode(audio: dict | None) -> tuple[np.ndarray, int]:
+    """An `Audio(decode=False)` value -> (mono float32 samples, rate); raises on missing or empty audio."""
     if not audio or not audio.get("bytes"):
         raise ValueError("no audio bytes")
-    samples, sr = sf.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=False)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
+    samples, sr = decode_audio(audio["bytes"])
     if samples.size == 0:
         raise ValueError("empty audio")
-    return samples, int(sr)
+    return samples, sr
 
 
 def _load(spec: dict):

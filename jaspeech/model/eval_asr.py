@@ -9,14 +9,12 @@ batch to the predictions file, so a rerun resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from pathlib import Path
 
-import soundfile as sf
-
 from jaspeech.cer import kotoba_normalize
+from jaspeech.model.data import decode
 from jaspeech.model.evaluation import cer_metrics
 
 FIELDS = ["id", "reference_norm", "prediction_norm", "reference_raw", "prediction_raw"]
@@ -110,15 +108,12 @@ def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: s
             rid = str(row.get("id", i)) if "id" in ds.column_names else str(i)
             if rid in done:
                 continue
-            audio = row[audio_column] or {}
             try:
-                samples, sr = sf.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=False)
-                if samples.ndim == 2:
-                    samples = samples.mean(axis=1)
+                clip = decode(row[audio_column])
             except Exception:
                 undecodable += 1
                 continue
-            batch.append((rid, row[text_column] or "", (samples, int(sr))))
+            batch.append((rid, row[text_column] or "", clip))
             if len(batch) >= batch_size:
                 flush()
         if batch:
