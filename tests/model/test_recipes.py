@@ -131,3 +131,14 @@ def test_dpo_stage_trains_from_a_checkpoint(sample_corpora, tmp_path):
                          "training.gradient_accumulation_steps=1", "training.log_steps=1"])
     assert result["stage"] == "dpo" and result["first_loss"] == pytest.approx(math.log(2), abs=1e-3)
     assert all(math.isfinite(x) for x in result["losses"])
+
+
+def test_bf16_and_gradient_checkpointing_run(sample_corpora, tmp_path):
+    result = train(TINY, [f"data.sources.0.path={sample_corpora / 'sft'}", f"output_dir={tmp_path / 'bf16'}",
+                          "training.max_steps=2", "eval.examples=0", "training.bf16=true",
+                          "training.gradient_checkpointing=true"])
+    assert result["steps"] == 2 and all(math.isfinite(x) for x in result["losses"])
+    from jaspeech.model import JaSpeechLLMForConditionalGeneration
+
+    saved = JaSpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "bf16" / "final")
+    assert saved.dtype == torch.float32  # mixed precision trains in bf16 autocast, weights stay fp32
