@@ -90,7 +90,8 @@ def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: C
             on_done(_run_task((str(out), plan, k)))
         return
     gpus = visible_gpus()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    # each worker's share of the cores; JASPEECH_WORKER_THREADS overrides (e.g. to oversubscribe)
+    threads = int(os.environ.get("JASPEECH_WORKER_THREADS", "0")) or max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")  # fresh interpreters: CUDA and thread settings apply cleanly
     slot = ctx.Value("i", 0)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot)) as pool:
