@@ -206,6 +206,12 @@ def train(config_path: str | Path, overrides: list[str] | None = None, log=print
     cfg = load_config(config_path, overrides)
     stage, output_dir = cfg["stage"], Path(cfg["output_dir"])
     t = cfg.get("training", {})
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state:
+        # a previous train() in this process fixed the precision settings process-wide; forget them (the
+        # distributed PartialState is kept) so each recipe gets its own, as accelerate's own tests do
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision="bf16" if t.get("bf16") else "no",
                               gradient_accumulation_steps=int(t.get("gradient_accumulation_steps", 1)))
     counters = Counters()
