@@ -197,8 +197,19 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     t0, before = time.perf_counter(), dict(vars(builder.timers))
     batch: list = []
 
+    def finish(pending: list) -> list:
+        """The batch's rows; if it raises, each row alone, so only the row that trips a bug is lost to it."""
+        try:
+            return builder.finish(pending)
+        except Exception as e:
+            if len(pending) == 1:
+                p = pending[0]
+                return [RowReject("internal_error", f"{type(e).__name__}: {e}", position=p.position,
+                                  source_id=p.source_id)]
+            return [r for p in pending for r in finish([p])]
+
     def flush() -> None:
-        for result in builder.finish(batch):
+        for result in finish(batch):
             if isinstance(result, RowReject):
                 writer.reject(result.position, result.source_id, result.reason, result.detail)
             else:

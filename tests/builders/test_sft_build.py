@@ -191,3 +191,36 @@ def test_real_offline_stack_builds_and_loads(out):
     raw = ds.cast_column("turns", List({**ds.features["turns"].feature, "audio": Audio(decode=False)}))
     x, sr = sf.read(io.BytesIO(raw[0]["turns"][0]["audio"]["bytes"]))
     assert sr == 24000 and x.ndim == 1 and np.abs(x).max() > 0.05
+
+
+class OneBadTranscript:
+    """An ASR stand-in whose answer for one clip is not a string: scoring that row raises, others must not care."""
+
+    name = "one-bad-transcript"
+
+    def transcribe(self, audios):
+        return [None if len(samples) == self.bad_length else "おはようございます" for samples, sr in audios]
+
+
+def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, tmp_path):
+    from jaspeech.builders import build as build_module
+    from jaspeech.synthesis.speakers import assign_speaker
+    from jaspeech.synthesis.text import prepare_for_speech
+    from jaspeech.synthesis.tts import make_tts
+
+    rows = [{"id": f"r{i}", "conversations": [{"role": "user", "content": text},
+                                             {"role": "assistant", "content": "はい。"}]}
+            for i, text in enumerate(["おはようございます。", "こんにちは、今日はいい天気ですね。", "おはようございます。"])]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    spec = corpus_spec("jaspeech-sft-audio")
+    tts = make_tts("openjtalk")
+    asr = OneBadTranscript()
+    bad = prepare_for_speech("こんにちは、今日はいい天気ですね。")
+    asr.bad_length = len(tts.synthesize(bad, assign_speaker("llm-jp/magpie-sft-v1.0", "r1"), 0)[0])
+    builder = RowBuilder(spec, spec.configs["magpie"], tts, asr, SynthesisOptions(max_kana_cer=1.0))
+    monkeypatch.setattr(build_module, "row_builder", lambda plan: builder)
+    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input=str(path), out=out, tts="openjtalk",
+                       quiet=True))
+    kept, rejected = assert_accounted(out, "magpie", 3)
+    assert sorted(kept) == [0, 2] and reject_reasons(out, "magpie") == {1: "internal_error"}
+
