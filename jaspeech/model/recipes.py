@@ -108,34 +108,32 @@ def _pad(rows: list[torch.Tensor], value: int) -> torch.Tensor:
     return torch.stack([F.pad(r, (0, width - r.shape[-1]), value=value) for r in rows])
 
 
-def collate(examples: list[Example], processor) -> dict:
-    """Supervised batch (ASR, instruction, caption): labels only on the responses."""
-    encoded = [processor.training_example(processor.task_messages(e.task, e.turns), e.response, e.audio)
-               for e in examples]
-    pad = processor.tokenizer.pad_token_id
-    return {
-        "input_ids": _pad([e["input_ids"][0] for e in encoded], pad),
-        "attention_mask": _pad([e["attention_mask"][0] for e in encoded], 0),
-        "labels": _pad([e["labels"][0] for e in encoded], -100),
-        "input_features": torch.cat([e["input_features"] for e in encoded]),
-        "audio_chunk_samples": torch.cat([e["audio_chunk_samples"] for e in encoded]),
-    }
-
-
-def collate_dpo(examples: list[Example], processor) -> dict:
-    """Chosen rows then rejected rows; audio features once (both halves share one encoder pass)."""
-    chosen = [processor.training_example(processor.task_messages("dpo", e.turns), e.chosen, e.audio) for e in examples]
-    rejected = [processor.training_example(processor.task_messages("dpo", e.turns), e.rejected, e.audio)
-                for e in examples]
-    rows = chosen + rejected
-    pad = processor.tokenizer.pad_token_id
+def _batch(rows: list, audio_rows: list, pad: int) -> dict:
+    """Pad the token rows into one batch; audio features come from `audio_rows` (encoded once)."""
     return {
         "input_ids": _pad([e["input_ids"][0] for e in rows], pad),
         "attention_mask": _pad([e["attention_mask"][0] for e in rows], 0),
         "labels": _pad([e["labels"][0] for e in rows], -100),
-        "input_features": torch.cat([e["input_features"] for e in chosen]),
-        "audio_chunk_samples": torch.cat([e["audio_chunk_samples"] for e in chosen]),
+        "input_features": torch.cat([e["input_features"] for e in audio_rows]),
+        "audio_chunk_samples": torch.cat([e["audio_chunk_samples"] for e in audio_rows]),
     }
+
+
+def collate(examples: list[Example], processor) -> dict:
+    """Supervised batch (ASR, instruction, caption): labels only on the responses."""
+    encoded = [processor.training_example(processor.task_messages(e.task, e.turns), e.response, e.audio)
+               for e in examples]
+    return _batch(encoded, encoded, processor.tokenizer.pad_token_id)
+
+
+def collate_dpo(examples: list[Example], processor) -> dict:
+    """Chosen rows then rejected rows; audio features once (both halves share one encoder pass)."""
+    def encode(e: Example, response: str):
+        return processor.training_example(processor.task_messages("dpo", e.turns), response, e.audio)
+
+    chosen = [encode(e, e.chosen) for e in examples]
+    rejected = [encode(e, e.rejected) for e in examples]
+    return _batch(chosen + rejected, chosen, processor.tokenizer.pad_token_id)
 
 
 # --- DPO ------------------------------------------------------------------------------------------
