@@ -2,7 +2,7 @@
 
 Target: under 2 s on this machine for all three files.
 
-    python benchmarks/cer.py [--shared ../shared]
+    python benchmarks/cer.py [--data DIR]   (default: tests/data/ja-speech-llm-eval in this repository)
 """
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from jaspeech.model.evaluation import cer_metrics, read_predictions
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    ap.add_argument("--data", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "tests" / "data" / "ja-speech-llm-eval")
     args = ap.parse_args()
-    files = sorted((args.shared / "reference" / "ja-speech-llm-eval").glob("step200000.*.csv"))
+    files = sorted(args.data.glob("step200000.*.csv"))
+    if not files:
+        raise SystemExit(f"no step200000.*.csv predictions under {args.data}")
     tables = [read_predictions(f) for f in files]
     t0 = time.perf_counter()
     pairs = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = Path(__file__).resolve().parent / "data"  # test data carried in the repository
 
 
 def kept_and_rejected(out: Path, config: str, by: str = "position") -> tuple[list, list]:

@@ -7,9 +7,9 @@ import pytest
 from jaspeech.cer import basic_text_normalize, corpus_rates, kotoba_normalize
 from jaspeech.cli import main
 from jaspeech.model.evaluation import cer_metrics
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-REF = SHARED / "reference" / "ja-speech-llm-eval"
+REF = DATA / "ja-speech-llm-eval"
 DATASETS = ["common_voice_8_0", "jsut_basic5000", "reazonspeech_test"]
 
 
