@@ -43,14 +43,18 @@ def _build_parser(sub) -> None:
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
-    p.add_argument("--shard-index", type=int, default=None, help="build only this shard (job arrays)")
+    p.add_argument("--shard-index", type=int, default=None,
+                   help="build only this shard of the stored plan (one job-array task; never re-reads the input)")
+    p.add_argument("--plan-only", action="store_true",
+                   help="read the input once, write manifests/<config>/plan.json, and stop")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes (one GPU each when GPUs are visible, else a share of the cores)")
     p.add_argument("--executor", default="local", choices=("local", "slurm", "ray"))
     p.add_argument("--ray-address", default=None, help="'auto' or ray://host:port; default: start a local Ray")
     p.add_argument("--gpus-per-task", type=float, default=0, help="GPUs per shard task (ray, slurm)")
     p.add_argument("--cpus-per-task", type=int, default=2, help="CPUs per shard task (ray, slurm)")
-    p.add_argument("--dry-run", action="store_true", help="slurm: print the sbatch script, submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="slurm: print the sbatch script, read and submit nothing (needs --num-shards or a plan)")
     p.add_argument("--slurm-template", default=None, help="your own sbatch Jinja2 template")
     p.add_argument("--slurm-time", default="24:00:00")
     p.add_argument("--slurm-partition", default=None)
@@ -60,7 +64,7 @@ def _build_parser(sub) -> None:
 
 
 def _run_build(args) -> int:
-    from jaspeech.builders.build import BuildOptions, PlanMismatch, build
+    from jaspeech.builders.build import BuildOptions, NoPlan, PlanMismatch, build
 
     if args.limit is not None and args.limit < 0:
         raise SystemExit("--limit must be >= 0")
@@ -69,7 +73,7 @@ def _run_build(args) -> int:
         limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
         captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
-        num_shards=args.num_shards, shard_index=args.shard_index, workers=args.workers,
+        num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
         slurm_template=args.slurm_template, slurm_time=args.slurm_time, slurm_partition=args.slurm_partition,
@@ -77,7 +81,7 @@ def _run_build(args) -> int:
     )
     try:
         summary = build(opts)
-    except (PlanMismatch, FileNotFoundError, ValueError) as e:
+    except (PlanMismatch, NoPlan, FileNotFoundError, ValueError) as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
     if not (args.executor == "slurm" and args.dry_run):

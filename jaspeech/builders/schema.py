@@ -33,7 +33,12 @@ COMMON = {
 }
 
 SFT_FEATURES = Features(COMMON)
-DPO_FEATURES = Features({**COMMON, "chosen": Value("string"), "rejected": Value("string")})
+DPO_FEATURES = Features({
+    **COMMON,
+    "chosen": Value("string"),
+    "rejected": Value("string"),
+    "source": Value("string"),  # hh-rlhf: the comparison's HH-RLHF subset (harmless-base, ...); else null
+})
 
 REJECT_FIELDS = ("source_index", "source_id", "reason", "detail")
 
@@ -51,6 +56,9 @@ class Example:
 
     turns: list[Turn]
     extra: dict[str, object] = field(default_factory=dict)
+    # None: every turn must be usable. N: the first N turns must be; a later user/assistant exchange that
+    # is missing, empty or unspeakable is dropped with everything after it (a partial dialogue is kept).
+    required_turns: int | None = None
 
 
 class RowReject(Exception):
