@@ -53,6 +53,19 @@ def test_eval_asr_with_tiny_random_whisper_resumes(tmp_path, capsys):
     assert len((out / "metric.jsonl").read_text().splitlines()) == 2
 
 
+def test_eval_asr_with_no_decodable_clip_fails_clearly(tmp_path, capsys):
+    from tests.synthesis.test_transformers_asr import tiny_whisper
+
+    folder, _ = tiny_whisper.__wrapped__(type("F", (), {"mktemp": lambda self, n: tmp_path / n})())
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"id": "broken", "audio": {"bytes": b"not audio", "path": "x.flac"},
+                                          "transcription": "壊れた"}]),
+                   tmp_path / "ds" / "data" / "test-00000-of-00001.parquet")
+    assert main(["eval", "asr", "--model", str(folder), "--dataset", str(tmp_path / "ds"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "could be transcribed (1 undecodable): check --audio-column 'audio'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_eval_asr_real_whisper_base_on_our_tts(tmp_path, capsys):
     data = local_dataset(tmp_path / "ds", make_tts("kokoro"))
