@@ -169,7 +169,7 @@ def _run_eval_asr(args) -> int:
     try:
         line = evaluate(args.model, args.dataset, args.out, split=args.split, config=args.config,
                         audio_column=args.audio_column, text_column=args.text_column, batch_size=args.batch_size,
-                        limit=args.limit)
+                        limit=args.limit, max_new_tokens=args.max_new_tokens)
     except ValueError as e:
         print(f"jaspeech eval asr: error: {e}", file=sys.stderr)
         return 2
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     asr.add_argument("--text-column", default="transcription", help="default fits the japanese-asr/ja_asr.* sets")
     asr.add_argument("--batch-size", type=int, default=16)
     asr.add_argument("--limit", type=int, default=None)
+    asr.add_argument("--max-new-tokens", type=int, default=200,
+                     help="longest transcript in tokens, for a JaSpeechLLM checkpoint (default 200)")
     asr.add_argument("--out", required=True, type=Path)
     adu = ev_sub.add_parser("adu-bench", help="ADU-Bench (ja): answer spoken questions, judge with an LLM")
     adu.add_argument("--model", required=True,

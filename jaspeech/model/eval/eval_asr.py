@@ -23,15 +23,16 @@ from jaspeech.synthesis.audio import decode_audio
 FIELDS = ["id", "reference_norm", "prediction_norm", "reference_raw", "prediction_raw"]
 
 
-def make_transcriber(model: str):
-    """faster-whisper for a CTranslate2 folder (model.bin), JaSpeechLLM for its checkpoints, else transformers."""
+def make_transcriber(model: str, max_new_tokens: int = 200):
+    """faster-whisper for a CTranslate2 folder (model.bin), JaSpeechLLM for its checkpoints (at most
+    `max_new_tokens` per clip), else transformers."""
     path = Path(model)
     if (path / "model.bin").exists():
         from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
 
         return FasterWhisperASR(str(path), beam_size=1)
     if is_jaspeech_checkpoint(path):
-        return JaSpeechLLMTranscriber(str(path))
+        return JaSpeechLLMTranscriber(str(path), max_new_tokens=max_new_tokens)
     from jaspeech.synthesis.asr.transformers_whisper import TransformersWhisperASR
 
     return TransformersWhisperASR(model)
@@ -69,7 +70,7 @@ def predictions_path(out: Path, model: str, dataset: str, split: str) -> Path:
 
 def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: str | None = None,
              audio_column: str = "audio", text_column: str = "transcription", batch_size: int = 16,
-             limit: int | None = None, transcriber=None) -> dict:
+             limit: int | None = None, transcriber=None, max_new_tokens: int = 200) -> dict:
     import datasets
 
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: s
     if pred_path.exists():
         with open(pred_path, encoding="utf-8", newline="") as f:
             done = {r["id"] for r in csv.DictReader(f)}
-    transcriber = transcriber or make_transcriber(model)
+    transcriber = transcriber or make_transcriber(model, max_new_tokens)
     undecodable = 0
     new_file = not pred_path.exists()
     with open(pred_path, "a", encoding="utf-8", newline="") as f:

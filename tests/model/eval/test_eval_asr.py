@@ -3,7 +3,6 @@ import csv
 import io
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -88,7 +87,7 @@ def test_eval_asr_with_a_jaspeech_llm_checkpoint(tmp_path, capsys):
     processor.save_pretrained(tmp_path / "ckpt")
     data = local_dataset(tmp_path / "ds", make_tts("openjtalk"))
     assert main(["eval", "asr", "--model", str(tmp_path / "ckpt"), "--dataset", str(data), "--out",
-                 str(tmp_path / "r"), "--batch-size", "2"]) == 0
+                 str(tmp_path / "r"), "--batch-size", "2", "--max-new-tokens", "8"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["n"] == 3 and line["cer_norm"] >= 0
     rows = list(csv.DictReader(open(next((tmp_path / "r").glob("predictions.*.csv")), encoding="utf-8")))
