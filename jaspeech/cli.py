@@ -42,6 +42,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
+    p.add_argument("--keep-reject-audio", action="store_true",
+                   help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
+                   "so `jaspeech view` can play them (off by default)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
     p.add_argument("--shard-index", type=int, default=None,
                    help="build only this shard of the stored plan (one job-array task; never re-reads the input)")
@@ -73,6 +76,7 @@ def _run_build(args) -> int:
         limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
         captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
+        keep_reject_audio=args.keep_reject_audio,
         num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
@@ -188,6 +192,16 @@ def _run_eval_report(args) -> int:
     return 0
 
 
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Turn argparse's prefix matching off everywhere, so an option never lands on a longer one
+    (`--speak` would otherwise be read as `--speakers`)."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaspeech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaspeech {__version__}")
@@ -251,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = ev_sub.add_parser("report", help="the results table (model | ADU-Bench (ja) | CER %%) from result files")
     rep.add_argument("results", type=Path)
 
+    _no_abbreviations(parser)
     args = parser.parse_args(argv)
     if args.command == "build":
         return _run_build(args)

@@ -137,6 +137,8 @@ def build_command(opts, num_shards: int) -> list[str]:
                         ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
         if value is not None:
             cmd += [flag, str(value)]
+    if opts.keep_reject_audio:
+        cmd.append("--keep-reject-audio")
     return cmd
 
 

@@ -46,6 +46,7 @@ class BuildOptions:
     captioner_concurrency: int = 8
     max_kana_cer: float = 0.10
     max_seconds: float = 30.0
+    keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
     num_shards: int | None = None
     shard_index: int | None = None
     plan_only: bool = False  # write the plan and stop (before submitting a job array by hand)
@@ -66,7 +67,7 @@ class BuildOptions:
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "speakers", "asr", "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds")
+                "max_seconds", "keep_reject_audio")
 
 
 class PlanMismatch(RuntimeError):
@@ -140,6 +141,7 @@ def make_plan(opts: BuildOptions) -> dict:
 def plan_command(opts: BuildOptions) -> str:
     """The command that writes the plan for these options (named in errors and the Slurm dry run)."""
     cmd = ["jaspeech", "build", opts.corpus, "--config", opts.config, "--out", str(opts.out)]
+    flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
     for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
                         ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
                         ("--tts-model", opts.tts_model), ("--speakers", opts.speakers), ("--asr", opts.asr),
@@ -147,7 +149,7 @@ def plan_command(opts: BuildOptions) -> str:
                         ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
         if value is not None:
             cmd += [flag, str(value)]
-    return shlex.join(cmd + ["--plan-only"])
+    return shlex.join(cmd + flags + ["--plan-only"])
 
 
 def read_plan(opts: BuildOptions) -> dict:
@@ -163,7 +165,7 @@ def read_plan(opts: BuildOptions) -> dict:
 
 def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
     wanted = option_fields(opts)
-    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k) != wanted[k])
+    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k, False if k == "keep_reject_audio" else None) != wanted[k])
     if opts.num_shards is not None and plan.get("num_shards") != opts.num_shards:
         changed.append("num_shards")
     if changed:

@@ -64,9 +64,13 @@ class Example:
 class RowReject(Exception):
     """Raised anywhere in the pipeline for a row that cannot be kept; becomes a reject record."""
 
-    def __init__(self, reason: str, detail: str = "", position: int | None = None, source_id: str | None = None):
+    def __init__(self, reason: str, detail: str = "", position: int | None = None, source_id: str | None = None,
+                 audio: list[dict] | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
         self.position = position  # set when the reject is returned for a row of a batch
         self.source_id = source_id
+        # rows rejected after synthesis: their spoken turns ({turn, text, transcript, kana_cer, audio}),
+        # written beside the rejects with --keep-reject-audio so a person can hear why
+        self.audio = audio

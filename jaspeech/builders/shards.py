@@ -40,7 +40,8 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan)
     source = open_source(spec, plan["input"], cfg, plan["split"])
-    writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features)
+    writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features,
+                         keep_reject_audio=plan.get("keep_reject_audio", False))
     duplicates = plan["duplicates"]
     t0, before = time.perf_counter(), dict(vars(builder.timers))
     batch: list = []
@@ -59,7 +60,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     def flush() -> None:
         for result in finish(batch):
             if isinstance(result, RowReject):
-                writer.reject(result.position, result.source_id, result.reason, result.detail)
+                writer.reject(result.position, result.source_id, result.reason, result.detail, result.audio)
             else:
                 writer.add(result)
         batch.clear()
@@ -73,7 +74,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
             try:
                 batch.append(builder.prepare(pos, raw, sid))
             except RowReject as e:
-                writer.reject(pos, sid, e.reason, e.detail)
+                writer.reject(pos, sid, e.reason, e.detail, e.audio)
             except Exception as e:  # a bug on one odd row is recorded, not fatal; the detail says what
                 writer.reject(pos, sid, "internal_error", f"{type(e).__name__}: {e}")
             if len(batch) >= ASR_BATCH_ROWS:
