@@ -2,8 +2,7 @@
 # Set up jaspeech with the offline default stack in ./.venv (idempotent; safe to rerun).
 #   - Debian's FFmpeg 5.1 libraries, which torchcodec 0.13 (audio decoding in `datasets`) loads
 #   - CPU torch 2.13.0 + torchcodec 0.13.0, the package with its offline and test extras
-#   - pyopenjtalk-plus and sudachipy without their declared dependencies (sudachidict_core is a large
-#     download that kokoro and our kana readings do not use)
+#   (a plain pip install: the offline extra brings pyopenjtalk-plus with its Sudachi dictionary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +17,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[offline,audio,test]'
-.venv/bin/python -m pip install -q --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
 echo "jaspeech set up in .venv"
