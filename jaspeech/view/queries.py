@@ -354,8 +354,17 @@ class CorpusIndex:
         self.row_kana_cer = cat(cols.kana_cer, np.float32)
         self.row_id = pa.chunked_array(cols.ids, pa.string()).combine_chunks()
         self.row_first = pa.chunked_array(cols.first, pa.string()).combine_chunks()
-        self.search_text = pa.chunked_array(cols.search, pa.string()).combine_chunks()
+        # lower-cased once here, so a search is a plain substring scan (ignore_case would go through RE2)
+        self.search_text = pc.utf8_lower(pc.fill_null(
+            pa.chunked_array(cols.search, pa.string()).combine_chunks().cast(pa.large_string()), ""))
         self.search_row = cat(cols.search_row, np.int64)
+        # ... and laid out as one NUL-separated byte string: bytes.find (memchr / two-way search) is several
+        # times faster than a per-string scan when few strings match (benchmarks/view.py)
+        joined = pc.binary_join_element_wise(self.search_text, pa.scalar("", pa.large_string()),
+                                             pa.scalar("\x00", pa.large_string()))
+        offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)[joined.offset:joined.offset + len(joined) + 1]
+        self.search_blob = joined.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]] if len(joined) else b""
+        self.search_starts = offsets[:-1] - offsets[0]
         self.speakers = list(speaker_code)
         # ranks for sorting strings with one numpy argsort; rows without a speaker sort last
         self.id_rank = np.empty(total, dtype=np.int64)
@@ -392,9 +401,9 @@ class CorpusIndex:
         reasons = pc.fill_null(self.rejects.column("reason"), "").combine_chunks().dictionary_encode()
         self.reject_reasons: list[str] = reasons.dictionary.to_pylist()
         self.reject_reason_code = reasons.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-        self.reject_search = pc.binary_join_element_wise(
-            pc.fill_null(pc.cast(self.rejects.column("source_id"), pa.string()), ""),
-            pc.fill_null(self.rejects.column("detail"), ""), "\n").combine_chunks()
+        self.reject_search = pc.utf8_lower(pc.binary_join_element_wise(
+            pc.fill_null(self.rejects.column("source_id"), ""), pc.fill_null(self.rejects.column("detail"), ""),
+            "\n").combine_chunks())
 
     def _load_reject_audio(self) -> None:
         """`rejects/<config>/*.audio.parquet` (written by `jaspeech build --keep-reject-audio`):
@@ -473,9 +482,8 @@ class CorpusIndex:
             if hi is not None:
                 mask &= values <= hi
         if q.text:
-            hit = pc.match_substring(self.search_text, q.text, ignore_case=True)
             found = np.zeros(self.num_rows, dtype=bool)
-            found[self.search_row[pc.fill_null(hit, False).to_numpy(zero_copy_only=False)]] = True
+            found[self.search_row[self._matching_strings(q.text)]] = True
             mask &= found
         idx = np.flatnonzero(mask)
         key = {"position": None, "config": self.row_config, "id": self.id_rank, "speaker": self.speaker_rank,
@@ -490,6 +498,23 @@ class CorpusIndex:
         page = idx[q.offset:q.offset + q.limit]
         return {"total": int(idx.size), "hours": float(self.row_duration[idx].sum(dtype=np.float64) / 3600),
                 "offset": q.offset, "limit": q.limit, "rows": [self._table_row(int(g)) for g in page]}
+
+    def _matching_strings(self, text: str) -> np.ndarray:
+        """Indices of the searchable strings that contain `text` (case-insensitively)."""
+        needle = text.lower().replace("\x00", "").encode()
+        blob = self.search_blob
+        sample = min(len(blob), 1 << 20)
+        expected = blob.count(needle, 0, sample) * len(blob) / max(sample, 1)
+        if expected > 0.1 * len(self.search_starts):  # a word in most strings: one vectorised scan is cheaper
+            hit = pc.match_substring(self.search_text, needle.decode())
+            return np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+        hits, pos, find = [], 0, blob.find
+        while (i := find(needle, pos)) >= 0:
+            hits.append(i)
+            pos = find(b"\x00", i) + 1  # one hit per string is enough: go to the next one
+            if pos == 0:
+                break
+        return np.searchsorted(self.search_starts, np.asarray(hits, dtype=np.int64), side="right") - 1
 
     def _table_row(self, g: int) -> dict:
         spk = int(self.row_speaker[g])
@@ -554,7 +579,7 @@ class CorpusIndex:
         if ci is not None:
             mask &= self.reject_config == ci
         if q.text:
-            mask &= pc.fill_null(pc.match_substring(self.reject_search, q.text, ignore_case=True), False).to_numpy(
+            mask &= pc.fill_null(pc.match_substring(self.reject_search, q.text.lower()), False).to_numpy(
                 zero_copy_only=False)
         if q.audio_only:
             mask &= self.reject_has_audio

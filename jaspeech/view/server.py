@@ -26,7 +26,7 @@ from jaspeech.view.queries import BadQuery, CorpusIndex, NotFound, RejectQuery, 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-          "app.css": "text/css; charset=utf-8"}
+          "app.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

@@ -132,10 +132,13 @@ function watchForm(form, tab, keepKeys) {
     location.hash = `${tab}?${formParams(form, keep)}`;
   };
   const later = debounce(apply, 250);
-  form.addEventListener("input", (e) => {
+  const now = (e) => e.target.tagName === "SELECT" || e.target.type === "checkbox";
+  form.addEventListener("change", (e) => {
+    if (!now(e)) return;
     if (e.target.name === "config" && form.elements.speaker) form.elements.speaker.value = "";  // speakers differ
-    if (e.target.tagName === "SELECT" || e.target.type === "checkbox") apply(); else later();
+    apply();
   });
+  form.addEventListener("input", (e) => { if (!now(e)) later(); });
   form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
   form.addEventListener("reset", () => setTimeout(apply, 0));
 }
