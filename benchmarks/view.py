@@ -58,6 +58,7 @@ QUERIES = [
     ("seconds 5-8", {"dur_min": "5", "dur_max": "8"}),
     ("text: 京都", {"q": "京都"}),
     ("text: absent", {"q": "存在しない語句"}),
+    ("text: です (common)", {"q": "です"}),
     ("sort kana-CER desc", {"sort": "kana_cer", "order": "desc"}),
     ("combined + sort", {"speaker": "spk03", "kana_min": "0.02", "dur_max": "10", "q": "です", "sort": "duration",
                          "order": "desc"}),

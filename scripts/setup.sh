@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Set up jaspeech with the offline default stack in ./.venv (idempotent; safe to rerun).
 #   - Debian's FFmpeg 5.1 libraries, which torchcodec 0.13 (audio decoding in `datasets`) loads
-#   - CPU torch 2.13.0 + torchcodec 0.13.0, the package with its offline and test extras
+#   - Debian's chromium + chromium-driver, for the browser test of `jaspeech view` (selenium drives them;
+#     nothing is downloaded at test time), and fonts-noto-cjk so its screenshots show Japanese, not boxes
+#   - CPU torch 2.13.0 + torchcodec 0.13.0, the package with its offline, audio, view and test extras
 #   - pyopenjtalk-plus and sudachipy without their declared dependencies (sudachidict_core is a large
 #     download that kokoro and our kana readings do not use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-libs="libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4"
+libs="libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 chromium chromium-driver fonts-noto-cjk"
 if ! dpkg -s $libs >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
@@ -17,6 +19,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[offline,audio,test]'
+.venv/bin/python -m pip install -q -e '.[offline,audio,view,test]'
 .venv/bin/python -m pip install -q --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
 echo "jaspeech set up in .venv"

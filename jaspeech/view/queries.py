@@ -251,6 +251,7 @@ class CorpusIndex:
         self.plans: dict[str, dict] = {}
         self._lock = threading.Lock()  # one reader at a time per process for on-demand Parquet reads
         self._audio_cache: OrderedDict = OrderedDict()
+        self._orders: dict[tuple[str, bool], np.ndarray] = {}  # sort orders, made on first use
         self._load_rows()
         self._load_rejects()
         self._load_reject_audio()
@@ -481,23 +482,40 @@ class CorpusIndex:
                 mask &= values >= lo  # NaN (unscored) never passes a bound
             if hi is not None:
                 mask &= values <= hi
-        if q.text:
+        if q.text:  # last: the other filters may leave few rows whose strings need a look
             found = np.zeros(self.num_rows, dtype=bool)
-            found[self.search_row[self._matching_strings(q.text)]] = True
+            found[self._rows_containing(q.text, mask)] = True
             mask &= found
-        idx = np.flatnonzero(mask)
-        key = {"position": None, "config": self.row_config, "id": self.id_rank, "speaker": self.speaker_rank,
-               "duration": self.row_duration, "cer": self.row_cer, "kana_cer": self.row_kana_cer}[q.sort]
-        if key is not None:
-            k = key[idx]
-            if q.descending:  # NaN stays last either way
-                k = -k.astype(np.float64) if k.dtype.kind == "f" else -k
-            idx = idx[np.argsort(k, kind="stable")]
-        elif q.descending:
-            idx = idx[::-1]
+        if q.sort == "position":
+            idx = np.flatnonzero(mask)
+            idx = idx[::-1] if q.descending else idx
+        else:  # the whole table's order, computed once per key; a query keeps the rows that pass
+            order = self._order(q.sort, q.descending)
+            idx = order[mask[order]]
         page = idx[q.offset:q.offset + q.limit]
         return {"total": int(idx.size), "hours": float(self.row_duration[idx].sum(dtype=np.float64) / 3600),
                 "offset": q.offset, "limit": q.limit, "rows": [self._table_row(int(g)) for g in page]}
+
+    def _order(self, sort: str, descending: bool) -> np.ndarray:
+        """All rows in `sort` order (ties by position; unscored and speakerless rows last), cached."""
+        cached = self._orders.get((sort, descending))
+        if cached is None:
+            key = {"config": self.row_config, "id": self.id_rank, "speaker": self.speaker_rank,
+                   "duration": self.row_duration, "cer": self.row_cer, "kana_cer": self.row_kana_cer}[sort]
+            if descending:  # negated, so a stable sort keeps ties in position order; NaN stays last
+                key = -key.astype(np.float64) if key.dtype.kind == "f" else -key
+                if sort == "speaker":  # rows without a speaker stay last
+                    key = np.where(self.row_speaker < 0, np.iinfo(np.int64).max, key)
+            cached = self._orders[(sort, descending)] = np.argsort(key, kind="stable")
+        return cached
+
+    def _rows_containing(self, text: str, mask: np.ndarray) -> np.ndarray:
+        """Rows (among those in `mask`, possibly repeated) with a searchable string containing `text`."""
+        if mask.sum() < 0.2 * self.num_rows:  # few candidates: scan only their strings
+            strings = np.flatnonzero(mask[self.search_row])
+            hit = pc.match_substring(self.search_text.take(pa.array(strings)), text.lower())
+            return self.search_row[strings[hit.to_numpy(zero_copy_only=False)]]
+        return self.search_row[self._matching_strings(text)]
 
     def _matching_strings(self, text: str) -> np.ndarray:
         """Indices of the searchable strings that contain `text` (case-insensitively)."""
@@ -529,8 +547,8 @@ class CorpusIndex:
         with self._lock:
             r = _read_row(shard, int(self.row_in_shard[g]), shard.leaves)
         base = f"/api/audio/{config}/{n}"
-        out = {"config": config, "n": n, "rows_in_config": int(self.config_offsets[self.configs.index(config) + 1]
-                                                                 - self.config_offsets[self.configs.index(config)])}
+        ci = self.configs.index(config)
+        out = {"config": config, "n": n, "rows_in_config": int(self.config_offsets[ci + 1] - self.config_offsets[ci])}
         if "turns" in r:
             turns = []
             for i, t in enumerate(r.pop("turns") or []):

@@ -80,7 +80,7 @@ def screenshots(folder: Path, out: Path, row: str) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     saved = []
-    with serving(folder) as server, chromium(1280, 1500) as driver:
+    with serving(folder) as server, chromium(1280, 960) as driver:
         driver.get(server.url)
         wait_for(lambda: driver.find_elements("css selector", "#plots img"), what="the overview")
         wait_for(lambda: driver.execute_script(

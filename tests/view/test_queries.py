@@ -94,9 +94,12 @@ def test_sorting_keeps_unscored_and_speakerless_rows_last(corpus):
         assert scored == sorted(scored, reverse=order)
         assert all(r["kana_cer"] is None for r in got[len(scored):])
         assert len(got) == len(rows)
-    got = index.query_rows(RowQuery(sort="speaker", limit=500))["rows"]
-    named = [r["speaker"] for r in got if r["speaker"] is not None]
-    assert named == sorted(named) and all(r["speaker"] is None for r in got[len(named):])
+    for order in (False, True):
+        got = index.query_rows(RowQuery(sort="speaker", descending=order, limit=500))["rows"]
+        named = [r["speaker"] for r in got if r["speaker"] is not None]
+        assert named == sorted(named, reverse=order) and all(r["speaker"] is None for r in got[len(named):])
+        ties = [r["n"] for r in got if r["speaker"] == named[0] and r["config"] == "magpie"]
+        assert ties == sorted(ties)  # equal keys keep the file order
     ids = [r["id"] for r in index.query_rows(RowQuery(sort="id", descending=True, limit=500))["rows"]]
     assert ids == sorted(ids, reverse=True)
 

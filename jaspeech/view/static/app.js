@@ -81,7 +81,8 @@ async function loadOverview() {
     tbody.append(el("tr", {},
       el("td", {}, el("a", {href: `#rows?config=${encodeURIComponent(c.config)}`}, c.config)),
       el("td", {class: "n"}, count(c.rows)), el("td", {class: "n"}, num(c.hours, 2)),
-      el("td", {class: "n"}, el("a", {href: `#rejects?config=${encodeURIComponent(c.config)}`}, count(c.rejects))),
+      el("td", {class: "n"}, el("a", {href: `#rejects?config=${encodeURIComponent(c.config)}`}, count(c.rejects)),
+        c.rejects_with_audio ? el("span", {class: "muted"}, ` (${count(c.rejects_with_audio)} with audio)`) : null),
       el("td", {class: "n"}, input ? `${(100 * c.rows / input).toFixed(1)} %` : "–"),
       el("td", {class: "n"}, num(c.median_kana_cer)), el("td", {class: "n"}, c.speakers.length || "–"),
       el("td", {}, models || "–"), el("td", {}, reasons)));
