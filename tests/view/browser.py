@@ -94,7 +94,7 @@ def screenshots(folder: Path, out: Path, row: str) -> list[Path]:
         saved.append(out / "view-row.png")
         driver.save_screenshot(str(saved[-1]))
         driver.set_window_size(1280, 800)
-        driver.get(f"{server.url}#rows?sort=kana_cer&order=desc")
+        driver.get(f"{server.url}#rows?kana_min=0.01&sort=kana_cer&order=desc")
         wait_for(lambda: driver.find_elements("css selector", "#row-table tbody tr[data-href]"), what="the rows")
         saved.append(out / "view-rows.png")
         driver.save_screenshot(str(saved[-1]))
