@@ -10,10 +10,12 @@ import contextlib
 import io
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -106,17 +108,23 @@ class Server:
         self.url = ""
         self.lines: list[str] = []
 
-    def wait(self, timeout: float = 120) -> "Server":
+    def wait(self, timeout: float = 180) -> "Server":
+        """Read stdout until the URL line (in a thread, so a silent server cannot hang the tests)."""
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in iter(self.proc.stdout.readline, "")] + [lines.put("")],
+                         daemon=True).start()
         deadline = time.monotonic() + timeout
         while not self.url:
-            line = self.proc.stdout.readline()
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.proc.kill()
+                raise TimeoutError(f"jaspeech view printed no URL in {timeout:.0f} s: {self.errors()}") from None
             if not line:
                 raise RuntimeError(f"jaspeech view exited: {self.proc.wait()} {self.errors()}")
             self.lines.append(line)
             if line.startswith("http://"):
                 self.url = line.strip()
-            if time.monotonic() > deadline:
-                raise TimeoutError("jaspeech view printed no URL")
         return self
 
     def errors(self) -> str:
@@ -142,9 +150,9 @@ def serving(folder: Path):
         assert server.stop() == 0, server.errors()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def servers(sft_corpus, dpo_corpus, fsd_corpus):
-    """One server per corpus, started together (each pays the imports in parallel)."""
+    """One server per corpus, started together (each pays the imports in parallel), stopped after the module."""
     started = {name: Server(folder) for name, folder in
                (("sft", sft_corpus), ("dpo", dpo_corpus), ("fsd", fsd_corpus))}
     try:
