@@ -42,15 +42,22 @@ def _build_parser(sub) -> None:
     p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
+    p.add_argument("--keep-reject-audio", action="store_true",
+                   help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
+                   "so `jaspeech view` can play them (off by default)")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
-    p.add_argument("--shard-index", type=int, default=None, help="build only this shard (job arrays)")
+    p.add_argument("--shard-index", type=int, default=None,
+                   help="build only this shard of the stored plan (one job-array task; never re-reads the input)")
+    p.add_argument("--plan-only", action="store_true",
+                   help="read the input once, write manifests/<config>/plan.json, and stop")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes (one GPU each when GPUs are visible, else a share of the cores)")
     p.add_argument("--executor", default="local", choices=("local", "slurm", "ray"))
     p.add_argument("--ray-address", default=None, help="'auto' or ray://host:port; default: start a local Ray")
     p.add_argument("--gpus-per-task", type=float, default=0, help="GPUs per shard task (ray, slurm)")
     p.add_argument("--cpus-per-task", type=int, default=2, help="CPUs per shard task (ray, slurm)")
-    p.add_argument("--dry-run", action="store_true", help="slurm: print the sbatch script, submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="slurm: print the sbatch script, read and submit nothing (needs --num-shards or a plan)")
     p.add_argument("--slurm-template", default=None, help="your own sbatch Jinja2 template")
     p.add_argument("--slurm-time", default="24:00:00")
     p.add_argument("--slurm-partition", default=None)
@@ -60,7 +67,7 @@ def _build_parser(sub) -> None:
 
 
 def _run_build(args) -> int:
-    from jaspeech.builders.build import BuildOptions, PlanMismatch, build
+    from jaspeech.builders.build import BuildOptions, NoPlan, PlanMismatch, build
 
     if args.limit is not None and args.limit < 0:
         raise SystemExit("--limit must be >= 0")
@@ -69,7 +76,8 @@ def _run_build(args) -> int:
         limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
         captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
-        num_shards=args.num_shards, shard_index=args.shard_index, workers=args.workers,
+        keep_reject_audio=args.keep_reject_audio,
+        num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
         slurm_template=args.slurm_template, slurm_time=args.slurm_time, slurm_partition=args.slurm_partition,
@@ -77,7 +85,7 @@ def _run_build(args) -> int:
     )
     try:
         summary = build(opts)
-    except (PlanMismatch, FileNotFoundError, ValueError) as e:
+    except (PlanMismatch, NoPlan, FileNotFoundError, ValueError) as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
     if not (args.executor == "slurm" and args.dry_run):
@@ -116,31 +124,41 @@ def _run_publish(args) -> int:
 
 
 def _run_eval_cer(args) -> int:
-    from jaspeech.model.evaluation import cer_metrics_from_file
+    from jaspeech.model.eval.predictions import cer_metrics_from_file
 
-    print(json.dumps(cer_metrics_from_file(args.file, model=args.model, dataset=args.dataset), ensure_ascii=False))
+    try:
+        metrics = cer_metrics_from_file(args.file, model=args.model, dataset=args.dataset)
+    except (OSError, ValueError) as e:
+        print(f"jaspeech eval cer: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, ensure_ascii=False))
     return 0
 
 
 def _run_eval_adu(args) -> int:
-    from jaspeech.model import adu_bench
+    from jaspeech.model.eval import adu_bench
+    from jaspeech.model.eval.checkpoint import is_jaspeech_checkpoint
 
     kw = {"timeout": args.timeout, "retries": args.retries, "backoff": args.backoff}
+    try:
+        adu_bench.load_questions(args.data, args.language)  # a wrong --data fails before any model loads
+    except adu_bench.AduBenchError as e:
+        print(f"jaspeech eval adu-bench: error: {e}", file=sys.stderr)
+        return 2
     if args.model_url:
         respond = adu_bench.openai_responder(args.model_url, args.model, **kw)
-    elif Path(args.model, "config.json").exists():
-        respond = adu_bench.jaspeech_responder(args.model)
+    elif is_jaspeech_checkpoint(args.model):
+        respond = adu_bench.jaspeech_responder(args.model, max_new_tokens=args.max_new_tokens)
     else:
         print("jaspeech eval adu-bench: error: --model must be a JaSpeechLLM checkpoint folder, or a model name "
               "served at --model-url (an OpenAI-compatible audio chat endpoint)", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    questions = adu_bench.load_questions(args.data, args.language)
-    responses = adu_bench.generate(questions, respond, args.out / "adu-bench.responses.jsonl")
-    judgments = adu_bench.judge(questions, responses, args.out / "adu-bench.judgments.jsonl", args.judge_url,
-                                args.judge_model, swap=args.swap, api_key_env=args.judge_key_env, **kw)
-    summary = adu_bench.summarize({q.id: judgments[q.id] for q in questions}, args.model)
-    (args.out / "adu-bench.summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), "utf-8")
+    try:
+        summary = adu_bench.run(args.data, args.language, respond, args.model, args.out, args.judge_url,
+                                args.judge_model, swap=args.swap, judge_key_env=args.judge_key_env, **kw)
+    except adu_bench.AduBenchError as e:
+        print(f"jaspeech eval adu-bench: error: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -154,17 +172,21 @@ def _run_train(args) -> int:
 
 
 def _run_eval_asr(args) -> int:
-    from jaspeech.model.eval_asr import evaluate
+    from jaspeech.model.eval.eval_asr import evaluate
 
-    line = evaluate(args.model, args.dataset, args.out, split=args.split, config=args.config,
-                    audio_column=args.audio_column, text_column=args.text_column, batch_size=args.batch_size,
-                    limit=args.limit)
+    try:
+        line = evaluate(args.model, args.dataset, args.out, split=args.split, config=args.config,
+                        audio_column=args.audio_column, text_column=args.text_column, batch_size=args.batch_size,
+                        limit=args.limit, max_new_tokens=args.max_new_tokens)
+    except ValueError as e:
+        print(f"jaspeech eval asr: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(line, ensure_ascii=False))
     return 0
 
 
 def _run_eval_report(args) -> int:
-    from jaspeech.model.report import render
+    from jaspeech.model.eval.report import render
 
     print(render(args.results), end="")
     return 0
@@ -209,6 +231,16 @@ def _run_view(args) -> int:
     return 0
 
 
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Turn argparse's prefix matching off everywhere, so an option never lands on a longer one
+    (`--speak` would otherwise be read as `--speakers`)."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaspeech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaspeech {__version__}")
@@ -232,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = sub.add_parser("eval", help="evaluation")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
-    ev_cer = ev_sub.add_parser("cer", help="recompute CER/WER (kotoba-whisper protocol) from a predictions CSV")
+    ev_cer = ev_sub.add_parser("cer", help="recompute CER/WER from a predictions CSV: normalised (kotoba-whisper "
+                               "protocol) and raw (jiwer's default transforms)")
     ev_cer.add_argument("file", type=Path, help="CSV with reference_raw and prediction_raw columns")
     ev_cer.add_argument("--model", default=None)
     ev_cer.add_argument("--dataset", default=None)
 
     asr = ev_sub.add_parser("asr", help="transcribe a dataset (kotoba-whisper protocol), write predictions + metrics")
-    asr.add_argument("--model", required=True, help="transformers Whisper id/folder or CTranslate2 Whisper folder")
+    asr.add_argument("--model", required=True,
+                     help="transformers Whisper id/folder, CTranslate2 Whisper folder, or JaSpeechLLM checkpoint folder")
     asr.add_argument("--dataset", required=True, help="hub id or local dataset folder")
     asr.add_argument("--config", default=None)
     asr.add_argument("--split", default="test")
@@ -246,16 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     asr.add_argument("--text-column", default="transcription", help="default fits the japanese-asr/ja_asr.* sets")
     asr.add_argument("--batch-size", type=int, default=16)
     asr.add_argument("--limit", type=int, default=None)
+    asr.add_argument("--max-new-tokens", type=int, default=200,
+                     help="longest transcript in tokens, for a JaSpeechLLM checkpoint (default 200)")
     asr.add_argument("--out", required=True, type=Path)
     adu = ev_sub.add_parser("adu-bench", help="ADU-Bench (ja): answer spoken questions, judge with an LLM")
     adu.add_argument("--model", required=True,
                      help="a JaSpeechLLM checkpoint folder, or the model name served at --model-url")
     adu.add_argument("--model-url", default=None, help="OpenAI-compatible audio chat endpoint serving --model")
-    adu.add_argument("--data", required=True, type=Path, help="ADU-Bench folder (question JSONL + audio)")
-    adu.add_argument("--language", default="japanese")
+    adu.add_argument("--data", required=True, type=Path,
+                     help="the ADU-Bench dataset root (a download of KuofengGao/ADU-Bench), the folder holding "
+                     "input/ADU-Multilingual/<language>.jsonl and the audio under ADU-Multilingual/<language>/")
+    adu.add_argument("--language", default="japanese", help="reads input/ADU-Multilingual/<language>.jsonl")
     adu.add_argument("--judge-url", default="https://api.openai.com/v1")
     adu.add_argument("--judge-model", default="gpt-4-0613")
     adu.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge's key")
+    adu.add_argument("--max-new-tokens", type=int, default=512,
+                     help="longest answer in tokens, for a JaSpeechLLM checkpoint (default 512)")
     adu.add_argument("--swap", action="store_true", help="also judge with response and reference swapped; average")
     adu.add_argument("--out", required=True, type=Path)
     adu.add_argument("--timeout", type=float, default=120.0)
@@ -265,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("results", type=Path)
     _view_parser(sub)
 
+    _no_abbreviations(parser)
     args = parser.parse_args(argv)
     if args.command == "build":
         return _run_build(args)

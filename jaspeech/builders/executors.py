@@ -1,7 +1,8 @@
 """Where shards run: local worker processes, Ray tasks, or a Slurm job array.
 
-The shard is the unit of work everywhere (see `build.run_shard`): an executor only decides which
-process builds which pending shard. A row's content never depends on that choice.
+The shard is the unit of work everywhere (`shards.run_shard`): an executor only decides which process
+builds which pending shard of a stored plan, and calls `run_shard` there; it never calls back into the
+driver. A row's content never depends on that choice.
 """
 from __future__ import annotations
 
@@ -17,12 +18,9 @@ from typing import Callable
 import jinja2
 from tqdm import tqdm
 
+from jaspeech.builders.shards import run_shard, shard_rows
+
 SLURM_TEMPLATE = Path(__file__).parent / "templates" / "slurm.sbatch.j2"
-
-
-def shard_rows(num_rows: int, num_shards: int, shard: int) -> int:
-    """Input rows in a shard (positions shard, shard + S, ... below num_rows)."""
-    return max(0, (num_rows - shard + num_shards - 1) // num_shards)
 
 
 class Progress:
@@ -78,8 +76,6 @@ def _init_worker(threads: int, gpus: list[str], slot) -> None:
 
 
 def _run_task(args: tuple) -> dict:
-    from jaspeech.builders.build import run_shard
-
     out, plan, shard = args
     return run_shard(Path(out), plan, shard)
 
@@ -127,27 +123,32 @@ def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_
 
 # --- Slurm ----------------------------------------------------------------------------------------
 
-def build_command(opts, executor_free: bool = True) -> list[str]:
-    """The `jaspeech build` command line that reproduces `opts` (for one shard of a job array)."""
+def build_command(opts, num_shards: int) -> list[str]:
+    """The `jaspeech build` command line of one array task: the options, which it checks against the
+    stored plan (it never reads the input to plan again)."""
     cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
            "--out", str(Path(opts.out).resolve()), "--tts", opts.tts, "--asr", opts.asr,
            "--max-kana-cer", repr(opts.max_kana_cer), "--max-seconds", repr(opts.max_seconds),
-           "--split", opts.split, "--quiet"]
-    for flag, value in (("--input", opts.input), ("--limit", opts.limit), ("--num-shards", opts.num_shards),
+           "--split", opts.split, "--num-shards", str(num_shards),
+           "--captioner-concurrency", str(opts.captioner_concurrency), "--quiet"]
+    for flag, value in (("--input", opts.input), ("--limit", opts.limit),
                         ("--tts-model", opts.tts_model), ("--speakers", opts.speakers),
-                        ("--asr-model", opts.asr_model)):
+                        ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
+                        ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
         if value is not None:
             cmd += [flag, str(value)]
+    if opts.keep_reject_audio:
+        cmd.append("--keep-reject-audio")
     return cmd
 
 
-def slurm_script(opts, plan: dict, template: Path | None = None) -> str:
+def slurm_script(opts, num_shards: int, template: Path | None = None) -> str:
     """Render the sbatch array script (one array task per shard) from an editable Jinja2 template."""
     path = Path(template) if template else SLURM_TEMPLATE
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string(path.read_text(encoding="utf-8")).render(
         job_name=f"jaspeech-{opts.config}",
-        num_shards=plan["num_shards"],
+        num_shards=num_shards,
         max_parallel=opts.slurm_max_parallel,
         gpus_per_task=int(opts.gpus_per_task),
         cpus_per_task=opts.cpus_per_task,
@@ -155,7 +156,7 @@ def slurm_script(opts, plan: dict, template: Path | None = None) -> str:
         partition=opts.slurm_partition,
         log_dir=str((Path(opts.out) / "slurm" / "logs").resolve()),
         workdir=os.getcwd(),
-        command=shlex.join(build_command(opts)),
+        command=shlex.join(build_command(opts, num_shards)),
     )
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import soundfile as sf
 from datasets import Audio, Features, List, Value
 
-from jaspeech.builders.corpus import CorpusSpec, SourceConfig
+from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig
 from jaspeech.builders.pipeline import Timers
 from jaspeech.builders.schema import RowReject
-from jaspeech.captioning.captioners import CaptionError, Clip, make_captioner
+from jaspeech.captioning import make_captioner
+from jaspeech.captioning.base import CaptionError, Clip
 from jaspeech.captioning.filters import CaptionLimits, check_caption
 from jaspeech.captioning.fsd50k import (
     PUBLISHABLE,
@@ -170,8 +171,8 @@ class CaptionBuilder:
         return out
 
 
-def make_builder(plan: dict) -> CaptionBuilder:
-    config = SPEC.configs[plan["config"]]
+def make_builder(spec: CorpusSpec, plan: dict) -> CaptionBuilder:
+    config = spec.configs[plan["config"]]
     captioner = make_captioner(plan.get("captioner") or "labels", model=plan.get("captioner_model"),
                                url=plan.get("captioner_url"), concurrency=plan.get("captioner_concurrency") or 8)
     return CaptionBuilder(config, captioner)
@@ -187,6 +188,9 @@ FSD50K_BIBTEX = """@article{fonseca2022FSD50K,
 }"""
 
 
+FSD50K_SOURCE = "FSD50K (Zenodo 4060432, https://zenodo.org/records/4060432)"
+
+
 def _no_adapter(raw):  # the release reader does the source's work
     return raw
 
@@ -196,15 +200,22 @@ SPEC = CorpusSpec(
     pretty_name="FSD50K CC captions: English captions for the CC0 and CC-BY clips of FSD50K",
     features=FEATURES,
     card_template="fsd50k.md.j2",
-    task_categories=("audio-classification", "audio-to-text"),
+    task_categories=("audio-text-to-text", "audio-classification"),
+    language=("en",),
+    tags=("audio", "audio-captioning", "sound-events", "fsd50k", "freesound"),
     summary="The FSD50K clips released under CC0 or CC-BY, with English captions and per-clip licence and "
     "attribution, for sound captioning and audio understanding.",
     configs={
         "cc0": SourceConfig(name="cc0", hub_id="", license="cc0-1.0", adapter=_no_adapter, id_field="id",
-                            description="Clips dedicated to the public domain (CC0 1.0).", bibtex=FSD50K_BIBTEX),
-        "cc-by": SourceConfig(name="cc-by", hub_id="", license="cc-by-4.0", adapter=_no_adapter, id_field="id",
+                            description="Clips dedicated to the public domain (CC0 1.0).", bibtex=FSD50K_BIBTEX,
+                            source_datasets=(FSD50K_SOURCE,),
+                            original=OriginalRelease("Atotti/fsd50k-cc0-Qwen3-Omni-captioned", rows=19_873, hours=None,
+                                                     note="the CC0 clips of the FSD50K release")),
+        "cc-by": SourceConfig(name="cc-by", hub_id="", license=("cc-by-3.0", "cc-by-4.0"), adapter=_no_adapter, id_field="id",
                               description="Clips under CC-BY (3.0 or 4.0): attribution required.",
-                              bibtex=FSD50K_BIBTEX),
+                              bibtex=FSD50K_BIBTEX, source_datasets=(FSD50K_SOURCE,),
+                              original=OriginalRelease("Atotti/fsd50k-ccby-Qwen3-Omni-captioned", rows=23_506,
+                                                       hours=None, note="the CC-BY clips of the FSD50K release")),
     },
     open_source=ReleaseSource,
     make_builder=make_builder,

@@ -53,15 +53,6 @@ class Pending:
         return RowReject(reason, detail, position=self.position, source_id=self.source_id)
 
 
-def source_id_of(raw: object, id_field: str | None, position: int) -> str:
-    """The source row's id field when it holds a usable scalar, else its 0-based position."""
-    if id_field and isinstance(raw, dict):
-        value = raw.get(id_field)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return clean_text(str(value)).strip() or str(position)
-    return str(position)
-
-
 def _response_text(value: object, turn: int) -> str:
     if value is None:
         raise RowReject("missing_response", f"turn {turn} has no text")
@@ -102,18 +93,30 @@ class RowBuilder:
 
         texts: list[str] = []
         for i, turn in enumerate(example.turns):
-            if turn.spoken:
-                try:
-                    texts.append(prepare_for_speech(turn.text, self.options.text))
-                except Unspeakable as e:
-                    raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
-                if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(texts[-1])):
-                    raise RowReject("unreadable_kanji", f"turn {i}: no reading for {chars}")
-            else:
-                texts.append(_response_text(turn.text, i))
+            try:
+                texts.append(self._turn_text(i, turn))
+            except RowReject:
+                if example.required_turns is None or i < example.required_turns:
+                    raise
+                break  # an optional later exchange that cannot be used: keep the dialogue before it
+        if len(texts) < len(example.turns):  # whole user/assistant exchanges only
+            del texts[len(texts) - (len(texts) - example.required_turns) % 2:]
+            example.turns = example.turns[: len(texts)]
         spoken = [i for i, t in enumerate(example.turns) if t.spoken]
         audios = {i: self._synthesize(texts[i], speaker, source_id, i) for i in spoken}
         return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
+
+    def _turn_text(self, i: int, turn) -> str:
+        """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked."""
+        if not turn.spoken:
+            return _response_text(turn.text, i)
+        try:
+            text = prepare_for_speech(turn.text, self.options.text)
+        except Unspeakable as e:
+            raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
+        if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(text)):
+            raise RowReject("unreadable_kanji", f"turn {i}: no reading for {chars}")
+        return text
 
     def finish(self, pending: list[Pending]) -> list[dict | RowReject]:
         """The round trip for several rows in one ASR call (GPU backends batch it), then the output rows.
@@ -206,3 +209,17 @@ class RowBuilder:
         if len(transcripts) != len(audios):
             raise RowReject("asr_error", f"{len(transcripts)} transcripts for {len(audios)} clips")
         return list(transcripts)
+
+
+def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
+    """The row builder of the TTS corpora (SFT and DPO): the plan's TTS and ASR backends, loaded once."""
+    from jaspeech.synthesis.asr import make_asr
+    from jaspeech.synthesis.tts import make_tts
+
+    return RowBuilder(
+        spec,
+        spec.configs[plan["config"]],
+        make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers")),
+        make_asr(plan["asr"], plan["asr_model"]),
+        SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"])),
+    )

@@ -33,7 +33,12 @@ COMMON = {
 }
 
 SFT_FEATURES = Features(COMMON)
-DPO_FEATURES = Features({**COMMON, "chosen": Value("string"), "rejected": Value("string")})
+DPO_FEATURES = Features({
+    **COMMON,
+    "chosen": Value("string"),
+    "rejected": Value("string"),
+    "source": Value("string"),  # hh-rlhf: the comparison's HH-RLHF subset (harmless-base, ...); else null
+})
 
 REJECT_FIELDS = ("source_index", "source_id", "reason", "detail")
 
@@ -51,14 +56,21 @@ class Example:
 
     turns: list[Turn]
     extra: dict[str, object] = field(default_factory=dict)
+    # None: every turn must be usable. N: the first N turns must be; a later user/assistant exchange that
+    # is missing, empty or unspeakable is dropped with everything after it (a partial dialogue is kept).
+    required_turns: int | None = None
 
 
 class RowReject(Exception):
     """Raised anywhere in the pipeline for a row that cannot be kept; becomes a reject record."""
 
-    def __init__(self, reason: str, detail: str = "", position: int | None = None, source_id: str | None = None):
+    def __init__(self, reason: str, detail: str = "", position: int | None = None, source_id: str | None = None,
+                 audio: list[dict] | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
         self.position = position  # set when the reject is returned for a row of a batch
         self.source_id = source_id
+        # rows rejected after synthesis: their spoken turns ({turn, text, transcript, kana_cer, audio}),
+        # written beside the rejects with --keep-reject-audio so a person can hear why
+        self.audio = audio

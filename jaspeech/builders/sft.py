@@ -4,12 +4,14 @@ Configs:
 - `magpie` from `llm-jp/magpie-sft-v1.0` (`{id, conversations: [{role, content}, ...]}`): the first user
   turn is spoken, the first assistant turn after it is the response.
 - `automultiturn` from `kanhatakeyama/AutoMultiTurnByCalm3-22B` (flat `q1, a1, q2, a2`): both questions
-  are spoken, both answers are text.
+  are spoken, both answers are text. A row whose second exchange is missing, empty or unspeakable keeps
+  its first exchange (a one-turn row), as the original corpus did; an unusable first exchange rejects it.
 """
 from __future__ import annotations
 
 from jaspeech.builders.adapters import field, require_mapping, turn_list
-from jaspeech.builders.corpus import CorpusSpec, SourceConfig
+from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig
+from jaspeech.builders.pipeline import make_tts_builder
 from jaspeech.builders.schema import SFT_FEATURES, Example, RowReject, Turn
 
 
@@ -36,9 +38,10 @@ def automultiturn(raw: object) -> Example:
         turns=[
             Turn("user", field(row, "q1"), spoken=True),
             Turn("assistant", field(row, "a1"), spoken=False),
-            Turn("user", field(row, "q2"), spoken=True),
-            Turn("assistant", field(row, "a2"), spoken=False),
-        ]
+            Turn("user", row.get("q2"), spoken=True),  # optional: checked like any turn, dropped if unusable
+            Turn("assistant", row.get("a2"), spoken=False),
+        ],
+        required_turns=2,
     )
 
 
@@ -46,10 +49,13 @@ SPEC = CorpusSpec(
     name="jaspeech-sft-audio",
     pretty_name="JaSpeech SFT audio: spoken Japanese instructions",
     features=SFT_FEATURES,
+    make_builder=make_tts_builder,
     card_template="sft.md.j2",
     task_categories=("automatic-speech-recognition", "text-generation"),
     summary="Japanese instructions spoken by TTS, with the text responses they ask for, "
     "for supervised fine-tuning of speech LLMs.",
+    language=("ja",),
+    tags=("speech", "synthetic", "tts", "japanese", "instruction-tuning"),
     configs={
         "magpie": SourceConfig(
             name="magpie",
@@ -59,6 +65,7 @@ SPEC = CorpusSpec(
             id_field="id",
             description="Single-turn instructions synthesised with Magpie; the instruction is spoken.",
             original_columns={"instruction_audio": "turns[0].audio", "response": "turns[1].text"},
+            original=OriginalRelease("Atotti/spoken-magpie-ja", rows=132_000, hours=700.0),
             bibtex="""@misc{llmjp2024magpiesft,
   title = {magpie-sft-v1.0},
   author = {{LLM-jp}},
@@ -75,16 +82,26 @@ SPEC = CorpusSpec(
         "automultiturn": SourceConfig(
             name="automultiturn",
             hub_id="kanhatakeyama/AutoMultiTurnByCalm3-22B",
-            license="other (see the source dataset card)",
+            license="other",
+            license_name="automultiturn-mixed-open",
+            license_link="https://huggingface.co/datasets/kanhatakeyama/AutoMultiTurnByCalm3-22B",
+            license_parts="The first questions come from open datasets, each under its own licence: oasst2 "
+            "(Apache-2.0), dolly-ja (CC-BY-SA-3.0: **ShareAlike**, derived works keep that licence), minnade "
+            "(CC0-1.0) and chatbot-arena conversations (CC-BY-4.0); the answers and second questions were "
+            "generated with CALM3-22B-Chat (Apache-2.0). Check the source card for which row came from where "
+            "before reusing a row under one licence.",
             adapter=automultiturn,
             id_field=None,
-            description="Two-turn conversations generated with CALM3-22B-Chat; both questions are spoken.",
+            id_note="The source has no id column: `source_id` is the row's 0-based position in it.",
+            description="Two-turn conversations generated with CALM3-22B-Chat; both questions are spoken. "
+            "A row whose second exchange is missing, empty or unspeakable keeps its first exchange.",
             original_columns={
                 "q1_audio": "turns[0].audio",
                 "a1": "turns[1].text",
                 "q2_audio": "turns[2].audio",
                 "a2": "turns[3].text",
             },
+            original=OriginalRelease("Atotti/spoken-multiturn-sft", rows=59_000, hours=265.0),
             bibtex="""@misc{hatakeyama2024automultiturn,
   title = {AutoMultiTurnByCalm3-22B},
   author = {Hatakeyama, Kan},

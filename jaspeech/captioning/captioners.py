@@ -1,55 +1,16 @@
-"""Captioners behind one interface: `caption(list of Clip) -> list of str | CaptionError` (batched).
+"""The captioners that need no GPU stack: `labels` (offline default) and `openai` (any compatible server).
 
-- `labels`: the offline default, a template sentence from the FSD50K labels. It is *not* a model
-  caption and says so in the `captioner` column and the card.
+- `labels`: a template sentence from the FSD50K labels. It is *not* a model caption and says so in the
+  `captioner` column and the card.
 - `openai`: any OpenAI-compatible chat server (e.g. `vllm serve Qwen/Qwen3-Omni-30B-A3B-Captioner`),
   audio sent as chat `input_audio`, with concurrency and retries.
-- `qwen3-omni`: Qwen3-Omni-30B-A3B-Captioner through transformers (see `qwen3_omni.py`).
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
-
+from jaspeech.captioning.base import CaptionError, Clip
 from jaspeech.openai_api import ApiError, audio_part, chat
-
-
-@dataclass
-class Clip:
-    id: str
-    samples: np.ndarray  # float32 mono
-    sample_rate: int
-    labels: list[str] = field(default_factory=list)
-
-
-class CaptionError(Exception):
-    """A clip the captioner could not caption (after its own retries)."""
-
-
-class Captioner(Protocol):
-    name: str
-
-    def caption(self, clips: list[Clip]) -> list[str | CaptionError]: ...
-
-
-CAPTIONERS = ("labels", "openai", "qwen3-omni")
-
-
-def make_captioner(name: str, model: str | None = None, url: str | None = None, concurrency: int = 8) -> Captioner:
-    if name == "labels":
-        return LabelsCaptioner()
-    if name == "openai":
-        if not url:
-            raise ValueError("--captioner openai needs --captioner-url (the server's /v1 base URL)")
-        return OpenAICaptioner(url, model or "Qwen/Qwen3-Omni-30B-A3B-Captioner", concurrency=concurrency)
-    if name == "qwen3-omni":
-        from jaspeech.captioning.qwen3_omni import Qwen3OmniCaptioner
-
-        return Qwen3OmniCaptioner(model or "Qwen/Qwen3-Omni-30B-A3B-Captioner")
-    raise ValueError(f"unknown captioner {name!r}; choose from {', '.join(CAPTIONERS)}")
 
 
 # --- labels ---------------------------------------------------------------------------------------

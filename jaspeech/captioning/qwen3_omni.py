@@ -6,7 +6,7 @@ thinker runs, and the generated tokens after the prompt decoded as the caption. 
 """
 from __future__ import annotations
 
-from jaspeech.captioning.captioners import CaptionError, Clip
+from jaspeech.captioning.base import CaptionError, Clip
 from jaspeech.synthesis.audio import resample
 
 CAPTIONER_SR = 16000

@@ -28,16 +28,27 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
+def licenses_of(src) -> list[str]:
+    return [src.license] if isinstance(src.license, str) else list(src.license)
+
+
 def front_matter(spec: CorpusSpec, stats: list[ConfigStats]) -> dict:
-    licenses = sorted({spec.configs[s.name].license for s in stats})
+    """The card's YAML: every fact comes from the corpus spec (language, tasks, tags, sources, licences)."""
+    sources = [spec.configs[s.name] for s in stats]
+    licenses = sorted({lic for src in sources for lic in licenses_of(src)})
+    meta: dict = {"license": licenses[0] if len(licenses) == 1 else licenses}
+    other = [src for src in sources if "other" in licenses_of(src)]
+    if other:  # the Hub wants a name and a link for a licence that is not one of its ids
+        meta["license_name"] = other[0].license_name
+        meta["license_link"] = other[0].license_link
     return {
-        "license": licenses[0] if len(licenses) == 1 else "other",
-        "language": ["ja"],
+        **meta,
+        "language": list(spec.language),
         "task_categories": list(spec.task_categories),
         "size_categories": [size_category(sum(s.rows for s in stats))],
-        "source_datasets": [spec.configs[s.name].hub_id for s in stats],
+        "source_datasets": list(dict.fromkeys(d for src in sources for d in (src.source_datasets or (src.hub_id,)))),
         "pretty_name": spec.pretty_name,
-        "tags": ["speech", "synthetic", "tts", "japanese"],
+        "tags": list(spec.tags),
         "configs": [
             {"config_name": s.name, "data_files": [{"split": "train", "path": f"data/{s.name}/*.parquet"}]}
             for s in stats
@@ -53,6 +64,14 @@ def front_matter(spec: CorpusSpec, stats: list[ConfigStats]) -> dict:
     }
 
 
+def full_build(src, stats: ConfigStats) -> bool:
+    """A build of the whole known source, whose size compares with the original release's."""
+    plan = stats.plan
+    if not plan or plan.get("limit") is not None:
+        return False
+    return plan.get("input") == src.hub_id if src.hub_id else True  # FSD50K: any whole release folder
+
+
 def built_configs(out: Path, spec: CorpusSpec) -> list[str]:
     return [c for c in spec.configs if (out / "data" / c).is_dir()]
 
@@ -64,6 +83,8 @@ def render_card(out: Path, spec: CorpusSpec, stats: list[ConfigStats] | None = N
     env.filters["f"] = lambda x, fmt="%.3f": "n/a" if x != x else fmt % x  # NaN-safe number format
     body = env.get_template(spec.card_template).render(
         spec=spec,
+        full_build=full_build,
+        licenses_of=licenses_of,
         stats=stats,
         sources=[spec.configs[s.name] for s in stats],
         total_rows=sum(s.rows for s in stats),

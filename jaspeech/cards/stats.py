@@ -37,6 +37,7 @@ class ConfigStats:
     cers: array = field(default_factory=lambda: array("d"))  # per spoken turn
     kana_cers: array = field(default_factory=lambda: array("d"))
     spoken_turns: int = 0
+    turns_per_row: Counter = field(default_factory=Counter)  # number of turns -> rows (partial dialogues)
     reject_reasons: Counter = field(default_factory=Counter)
     caption_words: array = field(default_factory=lambda: array("d"))  # captioned corpora
     licenses: Counter = field(default_factory=Counter)  # licence URL -> clips
@@ -57,6 +58,10 @@ class ConfigStats:
     @property
     def input_rows(self) -> int:
         return self.rows + self.rejects
+
+    @property
+    def mean_seconds(self) -> float:
+        return self.hours * 3600 / self.rows if self.rows else float("nan")
 
     @property
     def duration(self) -> dict[str, float]:
@@ -105,6 +110,8 @@ def config_stats(out: Path, config: str) -> ConfigStats:
             words = pc.list_value_length(pc.utf8_split_whitespace(t.column("caption")))
             s.caption_words.extend(words.to_numpy(zero_copy_only=False).astype("float64"))
         if "turns" in names:
+            counts = pc.list_value_length(t.column("turns")).value_counts()
+            s.turns_per_row.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
             turns = t.column("turns").combine_chunks().flatten()  # one struct per turn, no Python objects
             user = pc.equal(turns.field("role"), "user")
             s.spoken_turns += pc.sum(user).as_py() or 0

@@ -42,8 +42,13 @@ def test_slurm_dry_run_prints_an_array_script(out, capsys):
     assert '--shard-index "${SLURM_ARRAY_TASK_ID}"' in command and "--num-shards 4" in command
     assert "--executor" not in command  # each array task runs one shard locally
     assert not list(out.glob("data/magpie/*.parquet"))  # nothing built, nothing submitted
-    # each array task, run as the script would run it, builds its shard; the last one writes the card
+    assert not (out / "manifests").exists()  # nothing read: the dry run needs only --num-shards
     base = command.split(" --shard-index")[0]
+    # a task started before the plan exists fails and names the command that makes the plan
+    early = subprocess.run(f"{base} --shard-index 0", shell=True, capture_output=True, text=True)
+    assert early.returncode == 2 and "--plan-only" in early.stderr and "plan.json does not exist" in early.stderr
+    subprocess.run(f"{base} --plan-only", shell=True, check=True)  # once, before sbatch
+    # each array task, run as the script would run it, builds its shard; the last one writes the card
     for task in range(4):
         subprocess.run(f'{base} --shard-index {task}', shell=True, check=True)
     assert_accounted(out, "magpie", sum(1 for _ in open(SAMPLES_DIR / "magpie.jsonl", encoding="utf-8")))

@@ -203,7 +203,7 @@ class OneBadTranscript:
 
 
 def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, tmp_path):
-    from jaspeech.builders import build as build_module
+    from jaspeech.builders import shards
     from jaspeech.synthesis.speakers import assign_speaker
     from jaspeech.synthesis.text import prepare_for_speech
     from jaspeech.synthesis.tts import make_tts
@@ -218,7 +218,7 @@ def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, t
     bad = prepare_for_speech("こんにちは、今日はいい天気ですね。")
     asr.bad_length = len(tts.synthesize(bad, assign_speaker("llm-jp/magpie-sft-v1.0", "r1"), 0)[0])
     builder = RowBuilder(spec, spec.configs["magpie"], tts, asr, SynthesisOptions(max_kana_cer=1.0))
-    monkeypatch.setattr(build_module, "row_builder", lambda plan: builder)
+    monkeypatch.setattr(shards, "row_builder", lambda plan: builder)
     build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input=str(path), out=out, tts="openjtalk",
                        quiet=True))
     kept, rejected = assert_accounted(out, "magpie", 3)

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from huggingface_hub import DatasetCard
 import soundfile as sf
 from datasets import Audio, load_dataset
 
@@ -84,6 +85,11 @@ def test_labels_captioner_builds_both_configs_safely(release, out):
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "fonseca2022FSD50K" in card and "commercial" in card and "labels-template" in card
     assert "assets/caption_length_hist.png" in card and (out / "assets" / "caption_length_hist.png").exists()
+    # the card's facts are FSD50K's, not the TTS corpora's
+    data = DatasetCard.load(out / "README.md").data.to_dict()
+    assert data["language"] == ["en"] and "tts" not in data["tags"] and "audio-captioning" in data["tags"]
+    assert data["license"] == ["cc-by-3.0", "cc-by-4.0", "cc0-1.0"] and "audio-text-to-text" in data["task_categories"]
+    assert len(data["source_datasets"]) == 1 and "Zenodo 4060432" in data["source_datasets"][0]
 
 
 class ScriptedServer(BaseHTTPRequestHandler):

@@ -24,7 +24,7 @@ from transformers import processing_utils
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from jaspeech.builders.build import BuildOptions, build
-from jaspeech.captioning.captioners import CaptionError, Clip
+from jaspeech.captioning.base import CaptionError, Clip
 from tests.captioning.conftest import CLIPS
 from tests.conftest import assert_accounted, reject_reasons
 

@@ -26,16 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from datasets import Audio, Features, Value
-
+from jaspeech.builders.writer import REJECT_AUDIO
 from jaspeech.cli import main as cli
 from tests.captioning.conftest import write_release
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The reject-audio contract of `jaspeech build --keep-reject-audio` (rejects/<config>/<shard>.audio.parquet)
-REJECT_AUDIO_FEATURES = Features({"source_index": Value("int64"), "turn": Value("int32"), "text": Value("string"),
-                                  "transcript": Value("string"), "kana_cer": Value("float32"), "audio": Audio()})
 
 
 def flac_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
@@ -45,13 +41,14 @@ def flac_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
 
 
 def write_reject_audio(path: Path, rows: list[dict]) -> Path:
-    """Write a reject-audio shard in the build's contract (the build's own writer belongs to the lead's
-    `--keep-reject-audio` work, which brings its end-to-end test); rows carry source_index, turn, text,
-    transcript, kana_cer and `flac` (bytes)."""
+    """Write a reject-audio shard (rejects/<config>/<shard>.audio.parquet) with the build's own schema
+    (`REJECT_AUDIO`); filling it during a build belongs to `jaspeech build --keep-reject-audio`, whose
+    end-to-end test comes with that work. Rows carry source_index, turn, text, transcript, kana_cer and
+    `flac` (bytes)."""
     table = pa.Table.from_pylist(
         [{**{k: r[k] for k in ("source_index", "turn", "text", "transcript", "kana_cer")},
           "audio": {"bytes": r["flac"], "path": None}} for r in rows],
-        schema=REJECT_AUDIO_FEATURES.arrow_schema)
+        schema=REJECT_AUDIO.arrow_schema)
     pq.write_table(table, path)
     return path
 

@@ -13,23 +13,26 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from jaspeech.cer import kotoba_normalize
-from jaspeech.model.data import decode
-from jaspeech.model.evaluation import cer_metrics
+from jaspeech.model.eval.checkpoint import is_jaspeech_checkpoint, load_checkpoint
+from jaspeech.model.eval.predictions import cer_metrics
+from jaspeech.synthesis.audio import decode_audio
 
 FIELDS = ["id", "reference_norm", "prediction_norm", "reference_raw", "prediction_raw"]
 
 
-def make_transcriber(model: str):
-    """faster-whisper for a CTranslate2 folder (model.bin), transformers for anything else."""
+def make_transcriber(model: str, max_new_tokens: int = 200):
+    """faster-whisper for a CTranslate2 folder (model.bin), JaSpeechLLM for its checkpoints (at most
+    `max_new_tokens` per clip), else transformers."""
     path = Path(model)
     if (path / "model.bin").exists():
         from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
 
         return FasterWhisperASR(str(path), beam_size=1)
-    config = path / "config.json"
-    if config.exists() and json.loads(config.read_text()).get("model_type") == "jaspeech_llm":
-        return JaSpeechLLMTranscriber(str(path))
+    if is_jaspeech_checkpoint(path):
+        return JaSpeechLLMTranscriber(str(path), max_new_tokens=max_new_tokens)
     from jaspeech.synthesis.asr.transformers_whisper import TransformersWhisperASR
 
     return TransformersWhisperASR(model)
@@ -39,26 +42,22 @@ class JaSpeechLLMTranscriber:
     """Japanese ASR with a JaSpeechLLM checkpoint: the `asr_ja` prompt, greedy decoding, batched."""
 
     def __init__(self, path: str, max_new_tokens: int = 200) -> None:
-        import torch
-
-        from jaspeech.model import JaSpeechLLMForConditionalGeneration, JaSpeechLLMProcessor
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        self.model = JaSpeechLLMForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device).eval()
-        self.processor = JaSpeechLLMProcessor.from_pretrained(path)
-        self.processor.tokenizer.padding_side = "left"  # batched generation continues every prompt at its end
-        self.prompt = self.processor.render(self.processor.task_messages("asr_ja"), add_generation_prompt=True)
-        self.name, self.device, self.dtype, self.max_new_tokens = f"{path} (JaSpeechLLM)", device, dtype, max_new_tokens
+        self.checkpoint = load_checkpoint(path)
+        self.prompt = self.checkpoint.prompt("asr_ja")
+        self.name, self.max_new_tokens = f"{path} (JaSpeechLLM)", max_new_tokens
 
     def transcribe(self, audios):
-        inputs = self.processor(text=[self.prompt] * len(audios), audio=list(audios))
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        inputs["input_features"] = inputs["input_features"].to(self.dtype)
-        tok = self.processor.tokenizer
-        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+        return self.checkpoint.generate(self.prompt, list(audios), self.max_new_tokens)
+
+
+def decode(audio: dict | None) -> tuple[np.ndarray, int]:
+    """An `Audio(decode=False)` value -> (mono float32 samples, rate); raises on missing or empty audio."""
+    if not audio or not audio.get("bytes"):
+        raise ValueError("no audio bytes")
+    samples, sr = decode_audio(audio["bytes"])
+    if samples.size == 0:
+        raise ValueError("empty audio")
+    return samples, sr
 
 
 def _slug(text: str) -> str:
@@ -71,7 +70,7 @@ def predictions_path(out: Path, model: str, dataset: str, split: str) -> Path:
 
 def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: str | None = None,
              audio_column: str = "audio", text_column: str = "transcription", batch_size: int = 16,
-             limit: int | None = None, transcriber=None) -> dict:
+             limit: int | None = None, transcriber=None, max_new_tokens: int = 200) -> dict:
     import datasets
 
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +86,7 @@ def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: s
     if pred_path.exists():
         with open(pred_path, encoding="utf-8", newline="") as f:
             done = {r["id"] for r in csv.DictReader(f)}
-    transcriber = transcriber or make_transcriber(model)
+    transcriber = transcriber or make_transcriber(model, max_new_tokens)
     undecodable = 0
     new_file = not pred_path.exists()
     with open(pred_path, "a", encoding="utf-8", newline="") as f:
@@ -120,6 +119,9 @@ def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: s
             flush()
     with open(pred_path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"no clip of {dataset} ({split}) could be transcribed ({undecodable} undecodable): "
+                         f"check --audio-column {audio_column!r} and that the audio decodes")
     metrics = cer_metrics([r["reference_raw"] for r in rows], [r["prediction_raw"] for r in rows])
     line = {"model": model, "dataset": dataset, "dataset_config": config, "dataset_split": split, **metrics,
             "undecodable": undecodable, "predictions": pred_path.name}

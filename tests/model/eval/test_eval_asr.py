@@ -3,7 +3,6 @@ import csv
 import io
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -53,6 +52,19 @@ def test_eval_asr_with_tiny_random_whisper_resumes(tmp_path, capsys):
     assert len((out / "metric.jsonl").read_text().splitlines()) == 2
 
 
+def test_eval_asr_with_no_decodable_clip_fails_clearly(tmp_path, capsys):
+    from tests.synthesis.test_transformers_asr import tiny_whisper
+
+    folder, _ = tiny_whisper.__wrapped__(type("F", (), {"mktemp": lambda self, n: tmp_path / n})())
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"id": "broken", "audio": {"bytes": b"not audio", "path": "x.flac"},
+                                          "transcription": "壊れた"}]),
+                   tmp_path / "ds" / "data" / "test-00000-of-00001.parquet")
+    assert main(["eval", "asr", "--model", str(folder), "--dataset", str(tmp_path / "ds"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "could be transcribed (1 undecodable): check --audio-column 'audio'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_eval_asr_real_whisper_base_on_our_tts(tmp_path, capsys):
     data = local_dataset(tmp_path / "ds", make_tts("kokoro"))
@@ -75,7 +87,7 @@ def test_eval_asr_with_a_jaspeech_llm_checkpoint(tmp_path, capsys):
     processor.save_pretrained(tmp_path / "ckpt")
     data = local_dataset(tmp_path / "ds", make_tts("openjtalk"))
     assert main(["eval", "asr", "--model", str(tmp_path / "ckpt"), "--dataset", str(data), "--out",
-                 str(tmp_path / "r"), "--batch-size", "2"]) == 0
+                 str(tmp_path / "r"), "--batch-size", "2", "--max-new-tokens", "8"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["n"] == 3 and line["cer_norm"] >= 0
     rows = list(csv.DictReader(open(next((tmp_path / "r").glob("predictions.*.csv")), encoding="utf-8")))

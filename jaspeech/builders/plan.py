@@ -1,0 +1,206 @@
+"""Plan a config once: options, row count, shard layout and duplicate ids, stored in `plan.json`.
+
+A plan (`manifests/<config>/plan.json`) fixes everything a row's content depends on: input, limit,
+shard count, backends and thresholds, and the positions of duplicate ids. It is made by one pass over
+the input (`make_plan`), on the machine that starts the build; every shard task afterwards reads the
+stored plan (`read_plan`) and never counts or scans the input again, so 512 array tasks cost one pass
+over the source, not 512.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import shutil
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jaspeech import __version__
+from jaspeech.builders import corpus_spec
+from jaspeech.builders.sources import open_source, source_id_of
+from jaspeech.builders.writer import write_json_atomic
+from jaspeech.synthesis.speakers import stable_hash
+
+ROWS_PER_SHARD = 2000  # default shard size: small enough to lose little on a kill
+
+
+@dataclass
+class BuildOptions:
+    corpus: str
+    config: str
+    out: Path
+    input: str | None = None  # None: the source's hub id
+    split: str = "train"
+    limit: int | None = None
+    tts: str = "kokoro"
+    tts_model: str | None = None  # model folder for GPU backends (cosyvoice2)
+    speakers: str | None = None  # reference speakers folder for zero-shot backends
+    asr: str = "faster-whisper"
+    asr_model: str | None = None
+    captioner: str | None = None  # fsd50k: labels | openai | qwen3-omni (default labels)
+    captioner_model: str | None = None
+    captioner_url: str | None = None
+    captioner_concurrency: int = 8
+    max_kana_cer: float = 0.10
+    max_seconds: float = 30.0
+    keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
+    num_shards: int | None = None
+    shard_index: int | None = None
+    plan_only: bool = False  # write the plan and stop (before submitting a job array by hand)
+    workers: int = 1
+    overwrite: bool = False
+    quiet: bool = False
+    executor: str = "local"  # local | slurm | ray
+    ray_address: str | None = None
+    gpus_per_task: float = 0
+    cpus_per_task: int = 2
+    dry_run: bool = False  # slurm: print the script instead of submitting it
+    slurm_template: str | None = None
+    slurm_time: str = "24:00:00"
+    slurm_partition: str | None = None
+    slurm_max_parallel: int = 64
+
+
+# The options a row's content depends on: a stored plan must agree with them to be resumed.
+PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "speakers", "asr", "asr_model",
+                "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
+                "max_seconds", "keep_reject_audio")
+
+
+class PlanMismatch(RuntimeError):
+    pass
+
+
+class NoPlan(FileNotFoundError):
+    pass
+
+
+def plan_path(out: Path, config: str) -> Path:
+    return Path(out) / "manifests" / config / "plan.json"
+
+
+def input_of(opts: BuildOptions) -> str:
+    spec = corpus_spec(opts.corpus)
+    if opts.config not in spec.configs:
+        raise ValueError(f"{opts.corpus} has no config {opts.config!r}; choose from {', '.join(spec.configs)}")
+    input_spec = opts.input or spec.configs[opts.config].hub_id
+    if not input_spec:
+        raise ValueError(f"{opts.corpus} has no default input: pass --input")
+    return input_spec
+
+
+def option_fields(opts: BuildOptions) -> dict:
+    return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts)}
+
+
+def find_duplicates(hashes: np.ndarray) -> dict[str, int]:
+    """Positions whose id hash appeared earlier -> the first position with that hash.
+
+    Peak memory is a few tens of bytes per input row (the 8-byte hashes, a stable argsort's int64 order,
+    the sorted copy and a flag byte; measured in docs/design.md); the result holds only the duplicates.
+    """
+    order = np.argsort(hashes, kind="stable")  # stable: within equal ids, input order
+    sorted_h = hashes[order]
+    repeat = np.flatnonzero(sorted_h[1:] == sorted_h[:-1]) + 1  # sorted indices of later copies
+    first = np.searchsorted(sorted_h, sorted_h[repeat], side="left")  # start of each copy's run
+    return {str(int(order[i])): int(order[j]) for i, j in zip(repeat.tolist(), first.tolist())}
+
+
+def scan(source, id_field: str | None, limit: int | None) -> tuple[int, dict[str, int]]:
+    """One pass over the input: the row count and, if the source has ids, the duplicate positions."""
+    if not id_field:
+        return source.count(limit), {}
+    hashes = array("Q")
+    column = getattr(source, "iter_column", None)
+    rows = column(id_field, limit) if column else source.iter_rows(limit=limit)
+    for pos, raw in rows:
+        hashes.append(stable_hash("id", source_id_of(raw, id_field, pos)))
+    return len(hashes), find_duplicates(np.frombuffer(hashes, dtype=np.uint64))
+
+
+def make_plan(opts: BuildOptions) -> dict:
+    """Read the input once and fix the plan (nothing is written)."""
+    spec = corpus_spec(opts.corpus)
+    fields = option_fields(opts)
+    cfg = spec.configs[opts.config]
+    source = open_source(spec, fields["input"], cfg, opts.split)
+    num_rows, duplicates = scan(source, cfg.id_field, opts.limit)
+    fingerprint = source.fingerprint() if hasattr(source, "fingerprint") else []
+    return {
+        **fields,
+        "num_rows": num_rows,
+        "num_shards": opts.num_shards or max(1, math.ceil(num_rows / ROWS_PER_SHARD)),
+        "input_files": fingerprint,
+        "duplicates": duplicates,
+    }
+
+
+def plan_command(opts: BuildOptions) -> str:
+    """The command that writes the plan for these options (named in errors and the Slurm dry run)."""
+    cmd = ["jaspeech", "build", opts.corpus, "--config", opts.config, "--out", str(opts.out)]
+    flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
+    for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
+                        ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
+                        ("--tts-model", opts.tts_model), ("--speakers", opts.speakers), ("--asr", opts.asr),
+                        ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
+                        ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    return shlex.join(cmd + flags + ["--plan-only"])
+
+
+def read_plan(opts: BuildOptions) -> dict:
+    """The stored plan, checked against the options; never reads the input."""
+    path = plan_path(opts.out, opts.config)
+    if not path.exists():
+        raise NoPlan(f"{path} does not exist: a shard task needs the stored plan. Make it once with "
+                     f"`{plan_command(opts)}` (or run the build without --shard-index)")
+    plan = json.loads(path.read_text(encoding="utf-8"))
+    _check(plan, opts, path)
+    return plan
+
+
+def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
+    wanted = option_fields(opts)
+    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k, False if k == "keep_reject_audio" else None) != wanted[k])
+    if opts.num_shards is not None and plan.get("num_shards") != opts.num_shards:
+        changed.append("num_shards")
+    if changed:
+        raise PlanMismatch(
+            f"{path} holds a build of {opts.config!r} with different settings ({', '.join(changed)}); "
+            "rerun with the same options to resume, or add --overwrite to rebuild this config"
+        )
+
+
+def clear_config(out: Path, config: str) -> None:
+    for part in ("data", "rejects", "manifests"):
+        shutil.rmtree(Path(out) / part / config, ignore_errors=True)
+
+
+def load_or_create_plan(opts: BuildOptions) -> dict:
+    """Resume with the stored plan when the options agree (no pass over the input), else plan anew.
+
+    A local input whose files changed size since the plan is planned again: the new plan must then
+    equal the old one, or the build needs --overwrite.
+    """
+    path = plan_path(opts.out, opts.config)
+    if path.exists() and not opts.overwrite:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        _check(old, opts, path)
+        spec = corpus_spec(opts.corpus)
+        source = open_source(spec, old["input"], spec.configs[opts.config], opts.split)
+        if old.get("input_files", []) == (source.fingerprint() if hasattr(source, "fingerprint") else []):
+            return old
+        plan = make_plan(opts)
+        if {k: v for k, v in old.items() if k != "jaspeech_version"} != plan:
+            raise PlanMismatch(f"the input files changed since {path} was written; add --overwrite to rebuild "
+                               f"{opts.config!r} from the new input")
+        return old
+    plan = make_plan(opts)
+    if opts.overwrite or path.exists():
+        clear_config(opts.out, opts.config)
+    write_json_atomic(path, {**plan, "jaspeech_version": __version__})
+    return plan
