@@ -192,6 +192,45 @@ def _run_eval_report(args) -> int:
     return 0
 
 
+def _view_parser(sub) -> None:
+    p = sub.add_parser(
+        "view", help="a local web page to audit a built corpus folder (rows, audio, diffs, rejects, plots)",
+        description="Serve a read-only page over a built corpus folder: a filterable table of the kept rows of "
+        "every config, each row's turns with audio, transcript diff and scores, the rejected rows by reason "
+        "(with their audio when the build kept it) and the card's plots. Prints the URL; Ctrl-C stops it. "
+        "Needs the view extra: pip install 'jaspeech[view]'.")
+    p.add_argument("folder", type=Path, help="the --out folder of `jaspeech build`")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: only this machine can open the page)")
+
+
+def _run_view(args) -> int:
+    try:
+        from jaspeech.view.server import serve
+    except ImportError as e:
+        print(f"jaspeech view: error: {e.name or e} is not installed; run pip install 'jaspeech[view]'", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"jaspeech view: error: --port must be between 0 and 65535, got {args.port}", file=sys.stderr)
+        return 2
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"jaspeech view: warning: listening on {args.host}: anyone who can reach this address can read "
+              "the corpus", file=sys.stderr)
+
+    def announce(url: str) -> None:
+        print(f"jaspeech view: serving {args.folder} at", flush=True)
+        print(url, flush=True)
+        print("press Ctrl-C to stop", flush=True)
+
+    try:
+        serve(args.folder, host=args.host, port=args.port, announce=announce)
+    except (FileNotFoundError, OSError) as e:
+        print(f"jaspeech view: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
     """Turn argparse's prefix matching off everywhere, so an option never lands on a longer one
     (`--speak` would otherwise be read as `--speakers`)."""
@@ -264,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     adu.add_argument("--backoff", type=float, default=2.0)
     rep = ev_sub.add_parser("report", help="the results table (model | ADU-Bench (ja) | CER %%) from result files")
     rep.add_argument("results", type=Path)
+    _view_parser(sub)
 
     _no_abbreviations(parser)
     args = parser.parse_args(argv)
@@ -275,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_publish(args)
     if args.command == "train":
         return _run_train(args)
+    if args.command == "view":
+        return _run_view(args)
     if args.eval_command == "asr":
         return _run_eval_asr(args)
     if args.eval_command == "adu-bench":
