@@ -1,7 +1,10 @@
 """Corpus builders: one module per published corpus, plus the shared pipeline, shard writer and build driver."""
 from __future__ import annotations
 
-from jaspeech.builders.corpus import CorpusSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports this package for CORPORA alone: keep it free of `datasets`
+    from jaspeech.builders.corpus import CorpusSpec
 
 
 def corpus_spec(name: str) -> CorpusSpec:
