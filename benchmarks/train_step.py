@@ -14,8 +14,10 @@ import time
 import numpy as np
 import torch
 
-from jaspeech.model.data import Example
-from jaspeech.model.recipes import apply_stage, build_model, collate
+from jaspeech.model.train.data import Example
+from jaspeech.model.train.batches import collate
+from jaspeech.model.train.config import apply_stage
+from jaspeech.model.train.recipes import build_model
 
 TEXT = "今日はいい天気ですね。明日の会議は午後二時から始まります。"
 

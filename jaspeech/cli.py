@@ -146,7 +146,7 @@ def _run_eval_adu(args) -> int:
 
 
 def _run_train(args) -> int:
-    from jaspeech.model.recipes import train
+    from jaspeech.model.train.recipes import train
 
     result = train(args.config, args.set)
     print(json.dumps({k: v for k, v in result.items() if k != "losses"}, ensure_ascii=False))

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from jaspeech.cer import kotoba_normalize
-from jaspeech.model.data import decode
+from jaspeech.model.train.data import decode
 from jaspeech.model.evaluation import cer_metrics
 
 FIELDS = ["id", "reference_norm", "prediction_norm", "reference_raw", "prediction_raw"]

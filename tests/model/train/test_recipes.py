@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from jaspeech.builders.build import BuildOptions, build
-from jaspeech.model.recipes import STAGES, apply_stage, collate, collate_dpo, dpo_loss, pair_logps, train
-from jaspeech.model.data import Example
+from jaspeech.model.train.batches import collate, collate_dpo
+from jaspeech.model.train.config import STAGES, apply_stage
+from jaspeech.model.train.data import Example
+from jaspeech.model.train.dpo import dpo_loss, pair_logps, sequence_logps
+from jaspeech.model.train.recipes import train
 from tests.model.tiny import tiny_model_and_processor
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "train" / "tiny-asr.yaml"
 
 
@@ -71,8 +74,6 @@ def test_chosen_and_rejected_share_one_encoder_pass():
         single = {"input_ids": batch["input_ids"][row:row + 1], "attention_mask": batch["attention_mask"][row:row + 1],
                   "input_features": batch["input_features"], "audio_chunk_samples": batch["audio_chunk_samples"]}
         logits = model(**single).logits
-        from jaspeech.model.recipes import sequence_logps
-
         assert torch.allclose(sequence_logps(logits, batch["labels"][row:row + 1]), value, atol=1e-4)
 
 
@@ -102,6 +103,7 @@ def test_cpu_proof_tiny_asr_learns(sample_corpora, tmp_path, capsys):
     assert json.loads((final / "train_result.json").read_text())["cer_after"] == result["cer_after"]
 
 
+@pytest.mark.slow
 def test_two_processes_save_and_resume(sample_corpora, tmp_path):
     out = tmp_path / "ddp"
     base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
