@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from jaspeech.builders.build import BuildOptions, build
 from jaspeech.model.train.batches import collate, collate_dpo
 from jaspeech.model.train.config import STAGES, apply_stage
 from jaspeech.model.train.data import Example
@@ -75,17 +74,6 @@ def test_chosen_and_rejected_share_one_encoder_pass():
                   "input_features": batch["input_features"], "audio_chunk_samples": batch["audio_chunk_samples"]}
         logits = model(**single).logits
         assert torch.allclose(sequence_logps(logits, batch["labels"][row:row + 1]), value, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def sample_corpora(tmp_path_factory):
-    """Our SFT and DPO sample corpora, synthesised with the fast TTS: the data the recipes train on."""
-    root = tmp_path_factory.mktemp("corpora")
-    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=root / "sft",
-                       tts="openjtalk", asr="none", quiet=True))
-    build(BuildOptions(corpus="jaspeech-dpo-audio", config="chatbot-arena", input="sample", out=root / "dpo",
-                       tts="openjtalk", asr="none", quiet=True))
-    return root
 
 
 @pytest.mark.slow
