@@ -132,3 +132,39 @@ def test_bf16_and_gradient_checkpointing_run(sample_corpora, tmp_path):
 
     saved = JaSpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "bf16" / "final")
     assert saved.dtype == torch.float32  # mixed precision trains in bf16 autocast, weights stay fp32
+
+
+def test_learning_rate_schedules_ours_and_the_originals():
+    from jaspeech.model.train.recipes import lr_scheduler
+
+    def rates(t, steps):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = lr_scheduler(opt, t, steps), []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    linear = rates({"lr_schedule": "linear", "warmup_steps": 10}, 110)
+    # the original's get_lr_schedule: from 10 % up to the rate over the warm-up, then down to 10 %
+    assert linear[0] == pytest.approx(0.1) and linear[5] == pytest.approx(0.55) and linear[10] == pytest.approx(1.0)
+    assert linear[60] == pytest.approx(0.55) and linear[109] == pytest.approx(0.1 + 0.9 / 100)
+    flat = rates({"lr_schedule": "linear", "warmup_steps": 10, "schedule_steps": 1_000_000_000}, 50)
+    assert flat[49] == pytest.approx(1.0, abs=1e-6)  # its scripts' 1e9 steps: constant after warm-up
+    cosine = rates({"warmup_steps": 10}, 110)
+    assert cosine[0] == 0.0 and cosine[10] == pytest.approx(1.0) and cosine[60] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="cosine or linear"):
+        rates({"lr_schedule": "step"}, 1)
+
+
+def test_loss_on_all_text_tokens_or_only_the_response():
+    torch.manual_seed(0)
+    _, processor = tiny_model_and_processor(prompt_format="original-v2")
+    ex = examples(1)
+    response = collate(ex, processor, "response")
+    everything = collate(ex, processor, "all")
+    audio = response["input_ids"] == processor.audio_token_id
+    assert (everything["labels"][audio] == -100).all() and (everything["labels"][~audio] != -100).all()
+    labelled = processor.tokenizer.decode(response["labels"][0][response["labels"][0] != -100])
+    assert labelled == "今日はいい天気です。<|eos|>"
