@@ -75,8 +75,8 @@ def asr(folder: Path, n: int = 3) -> str:
                  {"audio": AUDIO, "transcription": TEXT})
 
 
-def text_chats(folder: Path, n: int = 2) -> str:
+def text_chats(folder: Path, n: int = 2, split: str = "20240806filtered") -> str:
     rows = [{"messages": [{"role": "user", "content": f"問{i}"}, {"role": "assistant", "content": f"答{i}"},
                           {"role": "user", "content": f"続き{i}"}, {"role": "assistant", "content": f"続きの答{i}"}]}
             for i in range(n)]
-    return write(folder, rows, {"messages": [{"role": TEXT, "content": TEXT}]}, split="20240806filtered")
+    return write(folder, rows, {"messages": [{"role": TEXT, "content": TEXT}]}, split=split)

@@ -15,6 +15,7 @@ from jaspeech.model.train.data import Example
 from jaspeech.model.train.dpo import dpo_loss, pair_logps, sequence_logps
 from jaspeech.model.train.recipes import train
 from tests.model.tiny import tiny_model_and_processor
+from tests.model.train.test_distributed import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "train" / "tiny-asr.yaml"
@@ -94,7 +95,7 @@ def test_cpu_proof_tiny_asr_learns(sample_corpora, tmp_path, capsys):
 @pytest.mark.slow
 def test_two_processes_save_and_resume(sample_corpora, tmp_path):
     out = tmp_path / "ddp"
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
             "-m", "jaspeech", "train", str(TINY), "--set", f"data.sources.0.path={sample_corpora / 'sft'}",
             "--set", f"output_dir={out}", "--set", "eval.examples=0", "--set", "training.save_steps=2",
             "--set", "training.per_device_batch_size=2", "--set", "training.log_steps=1"]
