@@ -1,4 +1,4 @@
-"""Recipe files: YAML with `--set key=value` overrides; the stages and which parts learn in each.
+"""Recipe files: YAML with `--set key=value` overrides; the stages, which parts learn in each, checkpointing.
 
 Stages (the encoder is always frozen, as in the seed):
     pretrain-adapter  adapter only (encoder and LLM frozen): the adapter learns ASR
@@ -9,8 +9,6 @@ Stages (the encoder is always frozen, as in the seed):
 from __future__ import annotations
 
 from pathlib import Path
-
-import yaml
 
 STAGES = {
     "pretrain-adapter": {"encoder": False, "adapter": True, "language_model": False},
@@ -29,8 +27,22 @@ def apply_stage(model, stage: str) -> list[str]:
     return [part for part, trainable in plan.items() if trainable]
 
 
+def enable_checkpointing(module) -> None:
+    """Activation checkpointing of the LLM's layers, non-reentrant (the variant DDP and FSDP support)."""
+    import inspect
+
+    kw = {"use_reentrant": False}
+    enable = getattr(module, "activation_checkpointing_enable", None)  # newer transformers; the old name warns
+    if enable is not None and "activation_checkpointing_kwargs" in inspect.signature(enable).parameters:
+        enable(activation_checkpointing_kwargs=kw)
+    else:
+        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
     """A recipe with `key.sub=value` overrides applied (values are YAML; list items by index: data.sources.0.path)."""
+    import yaml
+
     cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     for item in overrides or []:
         key, sep, value = item.partition("=")

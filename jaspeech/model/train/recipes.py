@@ -22,7 +22,7 @@ import torch
 from jaspeech.cer import corpus_rates, kotoba_normalize
 from jaspeech.model import prompts
 from jaspeech.model.train.batches import collate, collate_dpo
-from jaspeech.model.train.config import apply_stage, load_config
+from jaspeech.model.train.config import apply_stage, enable_checkpointing, load_config
 from jaspeech.model.train.data import Counters, Example, mixture, warn_skipped
 from jaspeech.model.train.distributed import prepare_generation, save_final
 from jaspeech.model.train.dpo import dpo_loss, pair_logps
@@ -72,15 +72,6 @@ def _tokenizer_texts(sources: list[dict], seed: int, n: int) -> list[str]:
     fixed = [v for k, v in vars(prompts).items() if not k.startswith("_") and isinstance(v, str)]
     fixed += list(prompts.CHAT_INSTRUCTIONS.values()) + list(prompts.ORIGINAL_V1_INSTRUCTIONS.values())
     return [t for t in texts if t] + fixed + ["user", "assistant", "system"]
-
-
-def enable_checkpointing(module) -> None:
-    """Activation checkpointing of the LLM's layers, non-reentrant (the variant DDP and FSDP support)."""
-    kw = {"use_reentrant": False}
-    if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name warns
-        module.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-    else:
-        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
 
 
 # --- evaluation hook ------------------------------------------------------------------------------
