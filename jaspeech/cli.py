@@ -164,10 +164,23 @@ def _run_eval_adu(args) -> int:
 
 
 def _run_train(args) -> int:
-    from jaspeech.model.recipes import train
+    from jaspeech.model.train.recipes import train
 
     result = train(args.config, args.set)
     print(json.dumps({k: v for k, v in result.items() if k != "losses"}, ensure_ascii=False))
+    return 0
+
+
+def _run_convert_original(args) -> int:
+    from jaspeech.model.convert_original import convert_original
+
+    try:
+        out = convert_original(args.src, args.out, encoder=args.encoder, tokenizer=args.tokenizer,
+                               prompt_format=args.prompt_format)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"jaspeech convert-original: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"converted": str(args.src), "out": str(out), "prompt_format": args.prompt_format}))
     return 0
 
 
@@ -262,6 +275,21 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. --set training.max_steps=10 --set output_dir=runs/x")
 
+    conv = sub.add_parser(
+        "convert-original", help="convert an original ja-speech-llm (LlamaForSpeechLM) checkpoint to JaSpeechLLM",
+        description="Map encoder.*, decoder.*, adapter.linear1/2 and config.json (encoder_id, decoder_id, "
+        "decoder_config, adapter_kernel_size) of an original checkpoint folder onto a JaSpeechLLM checkpoint that "
+        "computes the same logits (floor audio-token count, the original prompt format). LoRA-only runs and "
+        "non-Whisper encoders cannot be converted.")
+    conv.add_argument("src", type=Path, help="the original checkpoint folder (config.json + safetensors)")
+    conv.add_argument("out", type=Path, help="where to write the JaSpeechLLM checkpoint")
+    conv.add_argument("--encoder", default=None, help="Whisper id/folder for the feature extractor and config "
+                      "(default: the checkpoint's encoder_id)")
+    conv.add_argument("--tokenizer", default=None, help="tokenizer id/folder (default: the checkpoint's decoder_id)")
+    conv.add_argument("--prompt-format", default="original-v2", choices=("original-v2", "original-v1"),
+                      help="original-v2: the chat model's format; original-v1: audio first, as the ASR checkpoints "
+                      "behind the published CER rows")
+
     ev = sub.add_parser("eval", help="evaluation")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     ev_cer = ev_sub.add_parser("cer", help="recompute CER/WER from a predictions CSV: normalised (kotoba-whisper "
@@ -317,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_train(args)
     if args.command == "view":
         return _run_view(args)
+    if args.command == "convert-original":
+        return _run_convert_original(args)
     if args.eval_command == "asr":
         return _run_eval_asr(args)
     if args.eval_command == "adu-bench":

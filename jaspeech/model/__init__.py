@@ -1,13 +1,15 @@
-"""JaSpeechLLM (transformers style), its training recipes, and evaluation.
+"""JaSpeechLLM (transformers style), its training recipes (`jaspeech.model.train`), and evaluation.
 
 `from jaspeech.model import JaSpeechLLMConfig, JaSpeechLLMForConditionalGeneration, JaSpeechLLMProcessor`
 imports the model and registers it with `AutoConfig`, `AutoModel`, `AutoModelForCausalLM` and
 `AutoProcessor`, so a saved checkpoint loads without `trust_remote_code`. The import is lazy: the
 evaluation modules here (`evaluation`, `report`, ...) work without torch or transformers.
+`from_pretrained_parts` (`jaspeech.model.parts`) assembles a new model from a Whisper and an LLM checkpoint.
 """
 from __future__ import annotations
 
-_EXPORTS = ("JaSpeechLLMConfig", "JaSpeechLLMForConditionalGeneration", "JaSpeechLLMProcessor", "audio_tokens_for")
+_EXPORTS = ("JaSpeechLLMConfig", "JaSpeechLLMForConditionalGeneration", "JaSpeechLLMProcessor", "audio_tokens_for",
+            "from_pretrained_parts")
 __all__ = list(_EXPORTS)
 
 
@@ -29,9 +31,9 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(name)
     register()
-    from jaspeech.model import configuration_jaspeech_llm, modeling_jaspeech_llm, processing_jaspeech_llm
+    from jaspeech.model import configuration_jaspeech_llm, modeling_jaspeech_llm, parts, processing_jaspeech_llm
 
-    for module in (configuration_jaspeech_llm, modeling_jaspeech_llm, processing_jaspeech_llm):
+    for module in (configuration_jaspeech_llm, modeling_jaspeech_llm, processing_jaspeech_llm, parts):
         if hasattr(module, name):
             return getattr(module, name)
     raise AttributeError(name)

@@ -9,8 +9,6 @@ there (the processor sets them to -100).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
@@ -19,24 +17,21 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from jaspeech.model.configuration_jaspeech_llm import JaSpeechLLMConfig
 
-HOP = 160  # Whisper mel hop, samples at 16 kHz
-SAMPLES_PER_TOKEN = HOP * 2  # encoder conv stride 2 -> 50 frames per second, before pooling
-
-
-def audio_tokens_for(samples: int, pooling: int = 4) -> int:
-    """Audio tokens for one window of `samples` valid samples (at least one)."""
-    return max(1, math.ceil(math.ceil(samples / SAMPLES_PER_TOKEN) / pooling))
-
 
 class JaSpeechLLMAdapter(nn.Module):
-    """Average-pool the encoder frames x`pooling`, then Linear-GELU-Linear into the LLM's width."""
+    """Average-pool the encoder frames x`pooling`, then Linear-GELU-Linear into the LLM's width.
+
+    The original ja-speech-llm adapter is the same with `adapter_hidden_size` 2H and `adapter_bias` False
+    (its `linear1`/`linear2` map onto `fc1`/`fc2`, see `convert_original`).
+    """
 
     def __init__(self, config: JaSpeechLLMConfig):
         super().__init__()
         self.pooling = config.pooling
-        self.fc1 = nn.Linear(config.audio_config.d_model, config.adapter_hidden_size)
+        bias = getattr(config, "adapter_bias", True)
+        self.fc1 = nn.Linear(config.audio_config.d_model, config.adapter_hidden_size, bias=bias)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(config.adapter_hidden_size, config.text_config.hidden_size)
+        self.fc2 = nn.Linear(config.adapter_hidden_size, config.text_config.hidden_size, bias=bias)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:  # [B, T, d] -> [B, ceil(T / pooling), H]
         pooled = nn.functional.avg_pool1d(frames.transpose(1, 2), self.pooling, self.pooling, ceil_mode=True)
@@ -68,27 +63,6 @@ class JaSpeechLLMForConditionalGeneration(JaSpeechLLMPreTrainedModel):
             config.text_config)
         self.post_init()
 
-    @classmethod
-    def from_pretrained_parts(cls, encoder: str, llm: str, audio_token: str = "<|audio|>", **kwargs):
-        """Assemble a new model from pretrained parts (e.g. openai/whisper-large-v3 + llm-jp/llm-jp-4-8b-instruct).
-
-        Returns (model, processor); the adapter is freshly initialised, the tokenizer gains the audio token.
-        """
-        from transformers import AutoTokenizer, WhisperFeatureExtractor, WhisperModel
-
-        from jaspeech.model.processing_jaspeech_llm import JaSpeechLLMProcessor
-
-        whisper = WhisperModel.from_pretrained(encoder, **kwargs)
-        language_model = AutoModelForCausalLM.from_pretrained(llm, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(llm)
-        tokenizer.add_special_tokens({"additional_special_tokens": [audio_token]})
-        language_model.resize_token_embeddings(len(tokenizer))
-        config = JaSpeechLLMConfig(audio_config=whisper.config, text_config=language_model.config,
-                                   audio_token_id=tokenizer.convert_tokens_to_ids(audio_token))
-        model = cls(config, encoder=whisper.get_encoder(), language_model=language_model)
-        processor = JaSpeechLLMProcessor(WhisperFeatureExtractor.from_pretrained(encoder), tokenizer, audio_token)
-        return model, processor
-
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
 
@@ -102,14 +76,22 @@ class JaSpeechLLMForConditionalGeneration(JaSpeechLLMPreTrainedModel):
         """[n_windows, mels, 3000] -> the valid audio token embeddings of all windows, concatenated in order."""
         frames = self.encoder(input_features.to(self.encoder.conv1.weight.dtype)).last_hidden_state
         tokens = self.adapter(frames)
-        keep = [audio_tokens_for(int(n), self.config.pooling) for n in audio_chunk_samples.tolist()]
+        keep = [self.config.audio_tokens_for(int(n)) for n in audio_chunk_samples.tolist()]
         return torch.cat([tokens[i, :k] for i, k in enumerate(keep)], dim=0)
 
-    def merge_audio(self, input_ids, input_features=None, audio_chunk_samples=None) -> torch.Tensor:
+    def merge_audio(self, input_ids, input_features=None, audio_chunk_samples=None,
+                    audio_repeats: int = 1) -> torch.Tensor:
+        """Text embeddings with the audio embeddings scattered into the placeholder tokens.
+
+        `audio_repeats` > 1: the batch's rows come in that many consecutive groups sharing the same clips
+        (DPO: chosen rows, then rejected rows); the encoder runs once and its output is reused per group.
+        """
         embeds = self.get_input_embeddings()(input_ids)
         if input_features is None:
             return embeds
         audio = self.encode_audio(input_features, audio_chunk_samples).to(embeds.dtype)
+        if audio_repeats > 1:
+            audio = torch.cat([audio] * audio_repeats)
         mask = input_ids == self.config.audio_token_id
         if int(mask.sum()) != audio.shape[0]:
             raise ValueError(f"{int(mask.sum())} audio placeholder tokens but {audio.shape[0]} audio frames: "
@@ -117,9 +99,9 @@ class JaSpeechLLMForConditionalGeneration(JaSpeechLLMPreTrainedModel):
         return embeds.masked_scatter(mask.unsqueeze(-1).expand_as(embeds), audio)
 
     def forward(self, input_ids=None, input_features=None, audio_chunk_samples=None, attention_mask=None,
-                labels=None, inputs_embeds=None, **kwargs) -> CausalLMOutputWithPast:
+                labels=None, inputs_embeds=None, audio_repeats: int = 1, **kwargs) -> CausalLMOutputWithPast:
         if inputs_embeds is None:
-            inputs_embeds = self.merge_audio(input_ids, input_features, audio_chunk_samples)
+            inputs_embeds = self.merge_audio(input_ids, input_features, audio_chunk_samples, audio_repeats)
         if labels is not None and input_ids is not None:
             labels = labels.masked_fill(input_ids == self.config.audio_token_id, -100)
         return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
@@ -128,6 +110,10 @@ class JaSpeechLLMForConditionalGeneration(JaSpeechLLMPreTrainedModel):
     @torch.no_grad()
     def generate(self, input_ids=None, input_features=None, audio_chunk_samples=None, attention_mask=None,
                  **kwargs) -> torch.Tensor:
-        """Generate the continuation (new tokens only) of prompts that contain audio."""
+        """Generate the continuation (new tokens only) of prompts that contain audio.
+
+        Under FSDP every rank must call this (pass `synced_gpus=True`) with the root's parameters
+        unsharded (see `jaspeech.model.train.distributed.full_parameters`).
+        """
         inputs_embeds = self.merge_audio(input_ids, input_features, audio_chunk_samples)
         return self.language_model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)

@@ -3,7 +3,8 @@
 Each `<|audio|>` in the text stands for one clip (in order). The clip is cut into 30 s windows; each
 window becomes one row of `input_features` (padded to 30 s as Whisper requires) and contributes
 `audio_tokens_for(valid samples)` placeholder tokens, so the text holds exactly as many placeholders as
-the model will produce audio embeddings.
+the model will produce audio embeddings. Prompts are rendered in the processor's `prompt_format`
+(`jaspeech.model.prompts`): the LLM's chat template or the original ja-speech-llm format.
 """
 from __future__ import annotations
 
@@ -11,16 +12,10 @@ import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
-from jaspeech.model.modeling_jaspeech_llm import audio_tokens_for
+from jaspeech.model import prompts
+from jaspeech.model.configuration_jaspeech_llm import SAMPLE_RATE, audio_tokens_for
 from jaspeech.synthesis.audio import resample
 
-SAMPLE_RATE = 16000
-TASK_PROMPTS = {
-    "asr_ja": "音声を書き起こしてください。",
-    "asr_en": "Transcribe the audio into English text.",
-    "caption": "Describe the sound in detail in English.",
-    "instruction": None,  # spoken instructions: the audio is the whole user turn
-}
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -33,12 +28,16 @@ class JaSpeechLLMProcessor(ProcessorMixin):
     tokenizer_class = "AutoTokenizer"
 
     def __init__(self, feature_extractor=None, tokenizer=None, audio_token: str = "<|audio|>", chat_template=None,
-                 pooling: int = 4, chunk_seconds: float = 30.0, **kwargs):
+                 pooling: int = 4, chunk_seconds: float = 30.0, audio_token_rounding: str = "ceil",
+                 prompt_format: str = "chat", **kwargs):
         if tokenizer is not None and audio_token not in tokenizer.get_vocab():
             tokenizer.add_special_tokens({"additional_special_tokens": [audio_token]})
         self.audio_token = audio_token
         self.pooling = pooling
         self.chunk_seconds = chunk_seconds
+        audio_tokens_for(1, pooling, audio_token_rounding)  # validates the rounding
+        self.audio_token_rounding = audio_token_rounding
+        self.prompt_format = prompts.check_format(prompt_format)
         super().__init__(feature_extractor, tokenizer, chat_template=chat_template, **kwargs)
 
     @property
@@ -57,7 +56,7 @@ class JaSpeechLLMProcessor(ProcessorMixin):
             samples = resample(np.asarray(samples, dtype=np.float32).reshape(-1), int(sr), SAMPLE_RATE)
             ws = self.windows(samples)
             windows += ws
-            per_clip.append(sum(audio_tokens_for(len(w), self.pooling) for w in ws))
+            per_clip.append(sum(audio_tokens_for(len(w), self.pooling, self.audio_token_rounding) for w in ws))
         return windows, per_clip
 
     def __call__(self, text=None, audio=None, padding=True, return_tensors="pt", **kwargs) -> BatchFeature:
@@ -85,27 +84,44 @@ class JaSpeechLLMProcessor(ProcessorMixin):
     # --- prompts ----------------------------------------------------------------------------------
 
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        if self.prompt_format != "chat":
+            return prompts.render_original(messages, self.prompt_format, self.audio_token, self._bos_text(),
+                                           add_generation_prompt)
         template = None if getattr(self.tokenizer, "chat_template", None) else FALLBACK_TEMPLATE
         return self.tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
                                                   add_generation_prompt=add_generation_prompt)
 
-    def task_messages(self, task: str, turns: list[dict] | None = None) -> list[dict]:
-        """Chat messages for a task. `turns` (instruction, DPO): [{role, text, spoken}], user turns spoken."""
-        if task in ("asr_ja", "asr_en", "caption"):
-            return [{"role": "user", "content": f"{self.audio_token}\n{TASK_PROMPTS[task]}"}]
-        if task in ("instruction", "dpo"):
-            return [{"role": t["role"], "content": self.audio_token if t.get("spoken") else t["text"]}
-                    for t in turns or []]
-        raise ValueError(f"unknown task {task!r}; choose asr_ja, asr_en, caption, instruction, dpo")
+    def _bos_text(self) -> str:
+        """The tokens the tokenizer puts before a text by itself (llm-jp: BOS), written out as text.
 
-    def training_example(self, messages: list[dict], response: str, audio: list) -> BatchFeature:
-        """Inputs with labels only on the response (and its end-of-turn); prompt and audio are -100."""
+        The original tokenized its prompts with the special tokens on; we tokenize rendered text without
+        them, so the original formats write them into the text where the original had them.
+        """
+        tok = self.tokenizer
+        plain = tok("あ", add_special_tokens=False)["input_ids"]
+        full = tok("あ", add_special_tokens=True)["input_ids"]
+        prefix = full[: len(full) - len(plain)] if full[len(full) - len(plain):] == plain else []
+        return "".join(tok.convert_ids_to_tokens(prefix))
+
+    @property
+    def end_of_turn(self) -> str:
+        """What follows a trained response: the tokenizer's EOS, or the original's `<|eos|>`."""
+        return prompts.ORIGINAL_EOS if self.prompt_format != "chat" else (self.tokenizer.eos_token or "")
+
+    def task_messages(self, task: str, turns: list[dict] | None = None) -> list[dict]:
+        """Chat messages for a task. `turns` (instruction, dpo, text): [{role, text, spoken}], user turns spoken."""
+        return prompts.task_messages(self.prompt_format, self.audio_token, task, turns)
+
+    def training_example(self, messages: list[dict], response: str, audio: list,
+                         loss_on: str = "response") -> BatchFeature:
+        """Inputs with labels on the response and its end of turn (`loss_on="response"`, ours), or on every
+        text token (`"all"`, the original's choice); audio placeholders are always -100."""
         prompt = self.render(messages, add_generation_prompt=True)
-        eos = self.tokenizer.eos_token or ""
-        full = prompt + response + eos
-        enc = self(text=[full], audio=audio, padding=False)
-        prompt_len = len(self(text=[prompt], audio=audio, padding=False)["input_ids"][0])
+        enc = self(text=[prompt + response + self.end_of_turn], audio=audio, padding=False)
         labels = enc["input_ids"].clone()
-        labels[:, :prompt_len] = -100
-        enc["labels"] = labels
+        if loss_on == "response":
+            labels[:, :len(self(text=[prompt], audio=audio, padding=False)["input_ids"][0])] = -100
+        elif loss_on != "all":
+            raise ValueError("loss_on must be 'response' or 'all'")
+        enc["labels"] = labels.masked_fill(enc["input_ids"] == self.audio_token_id, -100)
         return enc

@@ -87,3 +87,20 @@ def test_task_prompts(tiny):
     assert [m["content"] for m in messages] == [processor.audio_token, "答え", processor.audio_token]
     with pytest.raises(ValueError):
         processor.task_messages("translate")
+
+
+def test_a_45_second_spoken_turn_is_two_windows_end_to_end(tiny):
+    """A 45 s user turn through the processor (30 s + 15 s windows) and the model, nothing truncated."""
+    model, processor = tiny
+    turns = [{"role": "user", "text": "長い質問", "spoken": True}]
+    ex = processor.training_example(processor.task_messages("instruction", turns), "答えです。", [(clip(45.0, sr=24000), 24000)])
+    assert ex["input_features"].shape[0] == 2 and ex["audio_chunk_samples"].tolist() == [480000, 240000]
+    n = int((ex["input_ids"] == processor.audio_token_id).sum())
+    assert n == audio_tokens_for(480000) + audio_tokens_for(240000) == 375 + 188
+    audio = model.encode_audio(ex["input_features"], ex["audio_chunk_samples"])
+    assert audio.shape[0] == n
+    out = model(**ex)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.adapter.fc1.weight.grad.abs().sum() > 0  # both windows reach the adapter
+    model.zero_grad()

@@ -6,10 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig, WhisperModel
 
-from jaspeech.model.data import Counters, iter_source, mixture
+from jaspeech.model.train.data import Counters, iter_source, mixture
 
 
 def flac(seconds, sr=16000):
@@ -37,7 +35,7 @@ def test_common_voice_style_asr_skips_broken_and_long_clips(tmp_path):
     assert [e.response for e in examples] == ["一つ目", "四つ目"] and all(e.task == "asr_ja" for e in examples)
     assert counters.undecodable == 1 and counters.too_long == 1
     with pytest.warns(UserWarning, match="1 undecodable and 1 over-long"):
-        from jaspeech.model.data import warn_skipped
+        from jaspeech.model.train.data import warn_skipped
 
         warn_skipped(counters)
 
@@ -55,29 +53,3 @@ def test_weighted_mixing_is_deterministic_and_proportional(tmp_path):
     share = sum(e.response == "A" for e in drawn) / len(drawn)
     assert 0.68 < share < 0.82 and {e.task for e in drawn} == {"asr_ja", "caption"}
     assert counters.by_source == {"a": sum(e.response == "A" for e in drawn), "b": sum(e.response == "B" for e in drawn)}
-
-
-def test_from_pretrained_parts_assembles_encoder_llm_and_processor(tmp_path):
-    from tests.model.tiny import tiny_tokenizer
-
-    torch.manual_seed(0)
-    WhisperModel(WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                               decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                               vocab_size=100, pad_token_id=0, bos_token_id=0, eos_token_id=0,
-                               decoder_start_token_id=0)).save_pretrained(tmp_path / "whisper")
-    from transformers import WhisperFeatureExtractor
-
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path / "whisper")
-    tok = tiny_tokenizer()
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(tmp_path / "llm")
-    tok.save_pretrained(tmp_path / "llm")
-    from jaspeech.model import JaSpeechLLMForConditionalGeneration
-
-    model, processor = JaSpeechLLMForConditionalGeneration.from_pretrained_parts(str(tmp_path / "whisper"),
-                                                                                   str(tmp_path / "llm"))
-    whisper = WhisperModel.from_pretrained(tmp_path / "whisper")
-    assert torch.equal(model.encoder.conv1.weight, whisper.encoder.conv1.weight)  # pretrained encoder kept
-    assert model.config.audio_token_id == processor.audio_token_id
-    assert model.get_input_embeddings().weight.shape[0] == len(processor.tokenizer)
-    assert model.adapter.fc2.out_features == 32

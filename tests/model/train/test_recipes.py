@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from jaspeech.builders.build import BuildOptions, build
-from jaspeech.model.recipes import STAGES, apply_stage, collate, collate_dpo, dpo_loss, pair_logps, train
-from jaspeech.model.data import Example
+from jaspeech.model.train.batches import collate, collate_dpo
+from jaspeech.model.train.config import STAGES, apply_stage
+from jaspeech.model.train.data import Example
+from jaspeech.model.train.dpo import dpo_loss, pair_logps, sequence_logps
+from jaspeech.model.train.recipes import train
 from tests.model.tiny import tiny_model_and_processor
+from tests.model.train.test_distributed import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "configs" / "train" / "tiny-asr.yaml"
 
 
@@ -71,20 +74,7 @@ def test_chosen_and_rejected_share_one_encoder_pass():
         single = {"input_ids": batch["input_ids"][row:row + 1], "attention_mask": batch["attention_mask"][row:row + 1],
                   "input_features": batch["input_features"], "audio_chunk_samples": batch["audio_chunk_samples"]}
         logits = model(**single).logits
-        from jaspeech.model.recipes import sequence_logps
-
         assert torch.allclose(sequence_logps(logits, batch["labels"][row:row + 1]), value, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def sample_corpora(tmp_path_factory):
-    """Our SFT and DPO sample corpora, synthesised with the fast TTS: the data the recipes train on."""
-    root = tmp_path_factory.mktemp("corpora")
-    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=root / "sft",
-                       tts="openjtalk", asr="none", quiet=True))
-    build(BuildOptions(corpus="jaspeech-dpo-audio", config="chatbot-arena", input="sample", out=root / "dpo",
-                       tts="openjtalk", asr="none", quiet=True))
-    return root
 
 
 @pytest.mark.slow
@@ -102,9 +92,10 @@ def test_cpu_proof_tiny_asr_learns(sample_corpora, tmp_path, capsys):
     assert json.loads((final / "train_result.json").read_text())["cer_after"] == result["cer_after"]
 
 
+@pytest.mark.slow
 def test_two_processes_save_and_resume(sample_corpora, tmp_path):
     out = tmp_path / "ddp"
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
             "-m", "jaspeech", "train", str(TINY), "--set", f"data.sources.0.path={sample_corpora / 'sft'}",
             "--set", f"output_dir={out}", "--set", "eval.examples=0", "--set", "training.save_steps=2",
             "--set", "training.per_device_batch_size=2", "--set", "training.log_steps=1"]
@@ -142,3 +133,39 @@ def test_bf16_and_gradient_checkpointing_run(sample_corpora, tmp_path):
 
     saved = JaSpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "bf16" / "final")
     assert saved.dtype == torch.float32  # mixed precision trains in bf16 autocast, weights stay fp32
+
+
+def test_learning_rate_schedules_ours_and_the_originals():
+    from jaspeech.model.train.recipes import lr_scheduler
+
+    def rates(t, steps):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = lr_scheduler(opt, t, steps), []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    linear = rates({"lr_schedule": "linear", "warmup_steps": 10}, 110)
+    # the original's get_lr_schedule: from 10 % up to the rate over the warm-up, then down to 10 %
+    assert linear[0] == pytest.approx(0.1) and linear[5] == pytest.approx(0.55) and linear[10] == pytest.approx(1.0)
+    assert linear[60] == pytest.approx(0.55) and linear[109] == pytest.approx(0.1 + 0.9 / 100)
+    flat = rates({"lr_schedule": "linear", "warmup_steps": 10, "schedule_steps": 1_000_000_000}, 50)
+    assert flat[49] == pytest.approx(1.0, abs=1e-6)  # its scripts' 1e9 steps: constant after warm-up
+    cosine = rates({"warmup_steps": 10}, 110)
+    assert cosine[0] == 0.0 and cosine[10] == pytest.approx(1.0) and cosine[60] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="cosine or linear"):
+        rates({"lr_schedule": "step"}, 1)
+
+
+def test_loss_on_all_text_tokens_or_only_the_response():
+    torch.manual_seed(0)
+    _, processor = tiny_model_and_processor(prompt_format="original-v2")
+    ex = examples(1)
+    response = collate(ex, processor, "response")
+    everything = collate(ex, processor, "all")
+    audio = response["input_ids"] == processor.audio_token_id
+    assert (everything["labels"][audio] == -100).all() and (everything["labels"][~audio] != -100).all()
+    labelled = processor.tokenizer.decode(response["labels"][0][response["labels"][0] != -100])
+    assert labelled == "今日はいい天気です。<|eos|>"
