@@ -4,6 +4,7 @@
 #   - CPU torch 2.13.0 + torchcodec 0.13.0, the package with its offline and test extras
 #   - pyopenjtalk-plus and sudachipy without their declared dependencies (sudachidict_core is a large
 #     download that kokoro and our kana readings do not use)
+#   - upstream CosyVoice (the cosyvoice2-fr-infer wheel) and openai-whisper without theirs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,8 @@ fi
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[offline,audio,test]'
 .venv/bin/python -m pip install -q --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
+# upstream CosyVoice's code for the cosyvoice2 test: its wheel and openai-whisper declare pins we must not
+# take (transformers 4.40.1, numpy 1.26, torchaudio, deepspeed; whisper's triton), their runtime
+# modules come with the test extra
+.venv/bin/python -m pip install -q --no-deps cosyvoice2-fr-infer==0.1.5 openai-whisper==20250625
 echo "jaspeech set up in .venv"

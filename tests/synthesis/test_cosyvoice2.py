@@ -142,10 +142,11 @@ def test_bad_inputs_and_missing_upstream_are_clear_errors(upstream, tmp_path, mo
     sf.write(speakers / "spk05.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(ValueError, match="spk05.wav is empty or silent"):
         CosyVoice2TTS(str(model_dir), str(speakers))
-    for name in ["cosyvoice", *[m for m in sys.modules if m.startswith("cosyvoice.")]]:
-        monkeypatch.setitem(sys.modules, name, None)  # upstream not installed
-    with pytest.raises(ImportError, match="pip install --no-deps cosyvoice2-fr-infer==0.1.5"):
-        CosyVoice2TTS(str(model_dir), str(speakers))
+    with monkeypatch.context() as m:  # undone inside the test, before the stand-in fixture cleans up
+        for name in ["cosyvoice", *[n for n in sys.modules if n.startswith("cosyvoice.")]]:
+            m.setitem(sys.modules, name, None)  # upstream not installed
+        with pytest.raises(ImportError, match="pip install --no-deps cosyvoice2-fr-infer==0.1.5"):
+            CosyVoice2TTS(str(model_dir), str(speakers))
 
 
 def test_japanese_normalisation_and_splitting():

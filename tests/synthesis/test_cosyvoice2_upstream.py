@@ -18,10 +18,7 @@ TWO STAND-INS, used only when the real package does not import (tests/synthesis/
 """
 from __future__ import annotations
 
-import importlib
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -31,34 +28,18 @@ import soundfile as sf
 from jaspeech.cli import main
 from jaspeech.synthesis.speakers import PROFILES, speaker_by_name
 from tests.conftest import assert_accounted
-from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2
-
-STANDINS = Path(__file__).resolve().parent / "standins"
+from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2, upstream_importable
 
 pytestmark = pytest.mark.slow
 
 
-def _imports(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-        return True
-    except Exception:  # torchaudio's compiled extension fails with OSError on a mismatched torch
-        sys.modules.pop(name, None)
-        return False
-
-
 @pytest.fixture(scope="module")
 def upstream():
-    """Upstream's CosyVoice2 class, with the stand-ins on sys.path only for what does not import."""
-    import transformers  # noqa: F401  (imported first, so it records the real torchaudio's absence)
+    """Upstream's CosyVoice2 class (stand-ins on sys.path only for what does not import, see the docstring)."""
+    with upstream_importable():
+        from cosyvoice.cli.cosyvoice import CosyVoice2
 
-    added = [str(STANDINS / name) for name in ("torchaudio", "tn") if not _imports(name)]
-    sys.path[:0] = added
-    from cosyvoice.cli.cosyvoice import CosyVoice2
-
-    yield CosyVoice2
-    for path in added:
-        sys.path.remove(path)
+        yield CosyVoice2
 
 
 @pytest.fixture(scope="module")

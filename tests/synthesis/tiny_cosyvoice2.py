@@ -17,10 +17,15 @@ away.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+STANDINS = Path(__file__).resolve().parent / "standins"
 
 SPEECH_TOKENS = 64  # upstream: 6561
 HIDDEN = 32  # Qwen2 hidden size = llm_input_size = llm_output_size (upstream: 896)
@@ -257,3 +262,31 @@ def build_tiny_cosyvoice2(folder: Path, eos_bias: float = 3.5, extra_text: str =
     torch.save(configs["hift"].state_dict(), folder / "hift.pt")
     _onnx_models(folder)
     return folder
+
+
+def _imports(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+        return True
+    except Exception:  # torchaudio's compiled extension raises OSError on a mismatched torch
+        sys.modules.pop(name, None)
+        return False
+
+
+@contextmanager
+def upstream_importable():
+    """Upstream CosyVoice importable: the stand-ins in tests/synthesis/standins/ go on sys.path only for
+    the packages that do not import here (torchaudio beside CPU torch 2.13; WeTextProcessing's `tn`), and
+    leave it, and sys.modules, afterwards. Yields the names of the stand-ins used."""
+    import transformers  # noqa: F401  (imported first, so it records the real torchaudio's absence)
+
+    used = [name for name in ("torchaudio", "tn") if not _imports(name)]
+    paths = [str(STANDINS / name) for name in used]
+    sys.path[:0] = paths
+    try:
+        yield used
+    finally:
+        for path in paths:
+            sys.path.remove(path)
+        for name in [m for m in sys.modules if m.split(".")[0] in used]:
+            del sys.modules[name]
