@@ -23,7 +23,7 @@ at batch 1 is also timed with upstream's sampler (a Python loop over the top-25 
 syncs), which is what runs today. tests/benchmarks/test_gpu_cost.py checks on CPU that the rebuilt flow and
 HiFT match upstream's modules (from the pinned upstream wheel) in parameters and FLOPs.
 
-    python benchmarks/gpu_cost.py                       # on one GPU (about 2-4 minutes on an H100)
+    python benchmarks/gpu_cost.py                       # on one GPU (planned for < 4 minutes on an H100)
     python benchmarks/gpu_cost.py --dry-run             # the plan, no GPU, no model built
     python benchmarks/gpu_cost.py --device cpu --tiny   # the same code on tiny shapes, in seconds
 """
