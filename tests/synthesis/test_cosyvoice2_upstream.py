@@ -35,11 +35,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def upstream():
-    """Upstream's CosyVoice2 class (stand-ins on sys.path only for what does not import, see the docstring)."""
+    """Upstream's CosyVoice2 class (stand-ins on sys.path only for what does not import, see the docstring).
+
+    One intra-op thread: the tiny model's thousands of small ops gain nothing from a second thread, and on
+    a busy machine its spin-waits tripled this test's CPU time.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with upstream_importable():
         from cosyvoice.cli.cosyvoice import CosyVoice2
 
         yield CosyVoice2
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
