@@ -5,6 +5,7 @@
 #     nothing is downloaded at test time), and fonts-noto-cjk so its screenshots show Japanese, not boxes
 #   - CPU torch 2.13.0 + torchcodec 0.13.0, then a plain pip install of the package with its offline, audio,
 #     view and test extras (the offline extra brings pyopenjtalk-plus with its Sudachi dictionary)
+#   - upstream CosyVoice (the cosyvoice2-fr-infer wheel) and openai-whisper without their declared pins
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e '.[offline,audio,view,test]'
+# upstream CosyVoice's code for the cosyvoice2 test: its wheel and openai-whisper declare pins we must not
+# take (transformers 4.40.1, numpy 1.26, torchaudio, deepspeed; whisper's triton), their runtime
+# modules come with the test extra
+.venv/bin/python -m pip install -q --no-deps cosyvoice2-fr-infer==0.1.5 openai-whisper==20250625
 echo "jaspeech set up in .venv"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from jaspeech.cer import cer, normalized_cer
+from jaspeech.synthesis.reading import openjtalk_kana
 
 _NOT_KANA = re.compile(r"[^\u30a1-\u30fa\u30fc]")
 
@@ -23,12 +24,7 @@ def kana_reading(text: str) -> str:
     unknown kanji, which the offline stack does not ship; both sides of a comparison get the same
     treatment, so the plain dictionary readings are what a fair comparison needs.
     """
-    import pyopenjtalk
-
-    if not text.strip():
-        return ""
-    kana = pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False, use_vanilla=True)
-    return _NOT_KANA.sub("", kana)
+    return _NOT_KANA.sub("", openjtalk_kana(text))
 
 
 def unreadable_kanji(text: str) -> str:

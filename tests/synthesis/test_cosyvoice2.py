@@ -1,16 +1,21 @@
-"""The cosyvoice2 backend against the documented upstream API.
+"""The cosyvoice2 backend against upstream's CURRENT API, through a stand-in module.
 
-Upstream CosyVoice is not on PyPI and needs a GPU and gigabytes of weights, so THIS TEST USES A
-STAND-IN MODULE written here: a fake `cosyvoice.cli.cosyvoice.CosyVoice2` with upstream's constructor
-and method signatures (FunAudioLLM/CosyVoice, cosyvoice/cli/cosyvoice.py) that records every call and
-returns deterministic noise. It checks how our backend drives that API (speaker registration, zero-shot
-calls, chunk concatenation, seeding, retries), not CosyVoice's audio.
+THIS TEST USES A STAND-IN MODULE written here: a fake `cosyvoice.cli.cosyvoice.CosyVoice2` with the
+constructor and method signatures of upstream's main branch since 2025-12-08 (FunAudioLLM/CosyVoice
+622a3a1: the prompt is a wav path, `prompt_wav`), recording every call and returning deterministic noise.
+The real upstream test (test_cosyvoice2_upstream.py) runs the version jaspeech[cosyvoice] installs,
+which predates that change and takes a 16 kHz tensor; this one covers what the real one cannot:
+  - the newer signature (the backend passes a path, and no `final=` argument);
+  - several chunks yielded by one call, all kept in order;
+  - a runaway generation retried with new seeds, then rejected, on demand;
+  - errors for a missing speaker file, a bad model folder, a silent clip and a missing upstream.
 """
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from jaspeech.synthesis.speakers import PROFILES, speaker_by_name
 from jaspeech.synthesis.tts.cosyvoice2 import kanji_number, normalize_japanese, split_sentences
@@ -58,32 +63,44 @@ def upstream(tmp_path, monkeypatch):
     (pkg / "cosyvoice.py").write_text(STAND_IN)
     monkeypatch.syspath_prepend(str(tmp_path / "stand_in"))
     for name in [m for m in sys.modules if m.startswith("cosyvoice")]:
-        monkeypatch.delitem(sys.modules, name)
+        monkeypatch.delitem(sys.modules, name)  # the real upstream, if imported, comes back afterwards
     import cosyvoice.cli.cosyvoice as module
 
     module.CALLS.clear()
-    return module
+    yield module
+    for name in [m for m in sys.modules if m.startswith("cosyvoice") and sys.modules[m] is not None
+                 and "stand_in" in str(getattr(sys.modules[m], "__file__", ""))]:
+        del sys.modules[name]  # never leave the stand-in where a later test imports the real one
 
 
 @pytest.fixture
 def speakers(tmp_path):
     d = tmp_path / "speakers"
     d.mkdir()
+    tone = (0.3 * np.sin(2 * np.pi * 200 * np.arange(24000) / 24000)).astype(np.float32)
     for p in PROFILES:
-        (d / f"{p.name}.wav").write_bytes(b"RIFF")
+        sf.write(d / f"{p.name}.wav", tone, 24000)
         (d / f"{p.name}.txt").write_text(f"{p.name}の参照音声です。", encoding="utf-8")
     return d
 
 
-def make(speakers, **kw):
+@pytest.fixture
+def model_dir(tmp_path):
+    d = tmp_path / "CosyVoice2-0.5B"
+    d.mkdir()
+    (d / "cosyvoice2.yaml").write_text("# the stand-in does not read it\n")
+    return d
+
+
+def make(model_dir, speakers, **kw):
     from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
 
-    return CosyVoice2TTS("/models/CosyVoice2-0.5B", str(speakers), **kw)
+    return CosyVoice2TTS(str(model_dir), str(speakers), **kw)
 
 
-def test_registers_twenty_speakers_and_calls_zero_shot_per_sentence(upstream, speakers):
-    tts = make(speakers)
-    assert upstream.CALLS[0] == ("init", "/models/CosyVoice2-0.5B", False, False, False, True)
+def test_registers_twenty_speakers_and_calls_zero_shot_per_sentence(upstream, model_dir, speakers):
+    tts = make(model_dir, speakers)
+    assert upstream.CALLS[0] == ("init", str(model_dir), False, False, False, True)
     assert set(tts.model.spk) == {p.name for p in PROFILES}
     assert tts.model.spk["spk03"] == ("spk03の参照音声です。", str(speakers / "spk03.wav"))
     audio, sr = tts.synthesize("今日は2024年3月3日です。明日は晴れです。", speaker_by_name("spk03"), seed=7)
@@ -95,16 +112,16 @@ def test_registers_twenty_speakers_and_calls_zero_shot_per_sentence(upstream, sp
     assert sr == 24000 and audio.dtype == np.float32 and audio.size == expected
 
 
-def test_same_seed_same_audio(upstream, speakers):
-    tts = make(speakers)
+def test_same_seed_same_audio(upstream, model_dir, speakers):
+    tts = make(model_dir, speakers)
     a, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=1)
     b, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=1)
     c, _ = tts.synthesize("おはようございます。", speaker_by_name("spk00"), seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_runaway_generation_is_retried_then_rejected(upstream, speakers):
-    tts = make(speakers, max_retries=2)
+def test_runaway_generation_is_retried_then_rejected(upstream, model_dir, speakers):
+    tts = make(model_dir, speakers, max_retries=2)
     upstream.RUNAWAY_SEEDS_LEFT["n"] = 2  # two runaways, then a good take
     audio, sr = tts.synthesize("こんにちは。", speaker_by_name("spk01"), seed=3)
     assert audio.size == int(0.12 * 24000 * len("こんにちは。"))
@@ -113,17 +130,23 @@ def test_runaway_generation_is_retried_then_rejected(upstream, speakers):
         tts.synthesize("こんにちは。", speaker_by_name("spk01"), seed=3)
 
 
-def test_missing_speakers_and_missing_upstream_are_clear_errors(tmp_path, speakers, monkeypatch):
+def test_bad_inputs_and_missing_upstream_are_clear_errors(upstream, tmp_path, model_dir, speakers, monkeypatch):
     from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
 
     (speakers / "spk07.txt").unlink()
     with pytest.raises(FileNotFoundError, match="spk07.txt"):
-        CosyVoice2TTS("/m", str(speakers))
-    (speakers / "spk07.txt").write_text("x")
-    for name in ["cosyvoice", *[m for m in sys.modules if m.startswith("cosyvoice.")]]:
-        monkeypatch.setitem(sys.modules, name, None)  # upstream not installed
-    with pytest.raises(ImportError, match="not on PyPI under its own name"):
-        CosyVoice2TTS("/m", str(speakers))
+        CosyVoice2TTS(str(model_dir), str(speakers))
+    (speakers / "spk07.txt").write_text("spk07の参照音声です。", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="no cosyvoice2.yaml"):
+        CosyVoice2TTS("FunAudioLLM/CosyVoice2-0.5B", str(speakers))  # a hub id: never downloaded
+    sf.write(speakers / "spk05.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(ValueError, match="spk05.wav is empty or silent"):
+        CosyVoice2TTS(str(model_dir), str(speakers))
+    with monkeypatch.context() as m:  # undone inside the test, before the stand-in fixture cleans up
+        for name in ["cosyvoice", *[n for n in sys.modules if n.startswith("cosyvoice.")]]:
+            m.setitem(sys.modules, name, None)  # upstream not installed
+        with pytest.raises(ImportError, match="pip install --no-deps cosyvoice2-fr-infer==0.1.5"):
+            CosyVoice2TTS(str(model_dir), str(speakers))
 
 
 def test_japanese_normalisation_and_splitting():

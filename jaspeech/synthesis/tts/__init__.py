@@ -2,7 +2,8 @@
 
 A backend has a `name` (recorded in every row as `tts_model`) and
 `synthesize(text, speaker, seed) -> (float32 mono samples, sample_rate)`. Backends are imported lazily,
-so the package imports without any TTS stack installed.
+so the package imports without any TTS stack installed. `make_tts(..., reading="kana")` wraps a backend
+so it is fed OpenJTalk kana readings instead of the text (see jaspeech/synthesis/reading.py).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from jaspeech.synthesis.reading import READINGS, KanaReading, default_reading
 from jaspeech.synthesis.speakers import SpeakerProfile
 
 
@@ -22,8 +24,21 @@ class TTSBackend(Protocol):
 TTS_BACKENDS = ("kokoro", "openjtalk", "cosyvoice2", "tone")
 
 
-def make_tts(name: str, model: str | None = None, speakers: str | None = None) -> TTSBackend:
-    """`model` and `speakers` are for zero-shot GPU backends; the offline ones carry their own."""
+def make_tts(name: str, model: str | None = None, speakers: str | None = None,
+             reading: str | None = None) -> TTSBackend:
+    """`model` and `speakers` are for zero-shot GPU backends; the offline ones carry their own.
+
+    `reading`: "text" feeds the backend the text as written, "kana" its OpenJTalk kana reading (rows
+    keep the text either way); None takes the backend's default, `default_reading(name)`.
+    """
+    reading = reading or default_reading(name)
+    if reading not in READINGS:
+        raise ValueError(f"unknown TTS reading {reading!r}; choose from {', '.join(READINGS)}")
+    backend = _make_backend(name, model, speakers)
+    return KanaReading(backend) if reading == "kana" else backend
+
+
+def _make_backend(name: str, model: str | None, speakers: str | None) -> TTSBackend:
     if name == "cosyvoice2":
         if not model or not speakers:
             raise ValueError("--tts cosyvoice2 needs --tts-model (the CosyVoice2 folder) and --speakers")

@@ -1,17 +1,25 @@
-"""`cosyvoice2`: CosyVoice2 zero-shot TTS on GPU, following upstream FunAudioLLM/CosyVoice.
+"""`cosyvoice2`: CosyVoice2 zero-shot TTS on GPU, driving upstream FunAudioLLM/CosyVoice's own classes.
 
 Upstream API (`cosyvoice/cli/cosyvoice.py`):
     CosyVoice2(model_dir, load_jit=False, load_trt=False, load_vllm=False, fp16=False)
     .sample_rate                                   # 24000 for CosyVoice2-0.5B
-    .add_zero_shot_spk(prompt_text, prompt_wav_path, zero_shot_spk_id)
-    .inference_zero_shot(tts_text, prompt_text, prompt_wav, zero_shot_spk_id=..., stream=False,
+    .add_zero_shot_spk(prompt_text, PROMPT, zero_shot_spk_id)
+    .inference_zero_shot(tts_text, prompt_text, PROMPT, zero_shot_spk_id=..., stream=False,
                          speed=1.0, text_frontend=True)  -> yields {"tts_speech": tensor [1, T]}
+
+PROMPT changed upstream on 2025-12-08 (commit 622a3a1, "use wav file rather than tensor"): before, it
+is the reference clip as a 16 kHz [1, T] tensor (`prompt_speech_16k`); after, a wav path
+(`prompt_wav`). The version jaspeech[cosyvoice] installs (upstream 6385656, 2025-06-24, carried by the
+PyPI wheel cosyvoice2-fr-infer 0.1.5) takes the tensor, so the backend reads the parameter name and
+passes what the installed version expects. That wheel's CosyVoice2 also loads `llm-original.pt` etc.
+unless `final=True`, which loads upstream's `llm.pt`, `flow.pt`, `hift.pt`; it is passed when accepted.
 
 The 20 reference speakers come from a folder holding `<speaker>.wav` and `<speaker>.txt` (its
 transcript) for spk00..spk19; each is registered once. Upstream's text frontend only knows Chinese and
 English, so it is switched off (`text_frontend=False`) and we feed our own normalised Japanese: digits
-spelled as kanji numerals, one sentence per call. Every yielded chunk is kept (with stream=False the
-model may still yield one chunk per internal segment; keeping only the last one loses audio).
+spelled as kanji numerals, one sentence per call (by default the OpenJTalk kana reading of it, see
+jaspeech/synthesis/reading.py). Every yielded chunk is kept (with stream=False the model may still yield
+one chunk per internal segment; keeping only the last one loses audio).
 
 Runaway or truncated generations are detected by comparing the audio length with what the text
 predicts; such a sentence is regenerated with another seed a bounded number of times, then the row
@@ -19,21 +27,27 @@ is rejected. Seeds derive from the row, so reruns reproduce the same audio.
 """
 from __future__ import annotations
 
+import inspect
 import random
 import re
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from jaspeech.synthesis.speakers import PROFILES, SpeakerProfile
 from jaspeech.synthesis.text import estimate_morae
 
+UPSTREAM_WHEEL = "cosyvoice2-fr-infer==0.1.5"
 INSTALL_HINT = (
-    "the cosyvoice2 backend needs upstream CosyVoice, which is not on PyPI under its own name (the PyPI "
-    "package `cosyvoice` is an unrelated fork). Install it from source: git clone --recursive "
-    "https://github.com/FunAudioLLM/CosyVoice && pip install -r CosyVoice/requirements.txt && "
-    "export PYTHONPATH=$PWD/CosyVoice:$PWD/CosyVoice/third_party/Matcha-TTS:$PYTHONPATH"
+    "the cosyvoice2 backend needs upstream CosyVoice, which is not on PyPI under its own name. Install "
+    f"`pip install 'jaspeech[cosyvoice]'` and then `pip install --no-deps {UPSTREAM_WHEEL}` (an Apache-2.0 "
+    "wheel carrying upstream's cosyvoice/ and matcha/ packages; --no-deps because it declares pins such "
+    "as transformers==4.40.1, numpy==1.26 and deepspeed that jaspeech neither needs nor can install "
+    "beside its own)"
 )
+MAX_PROMPT_SECONDS = 30.0  # upstream's speech tokenizer refuses longer prompts
 
 _DIGITS = "〇一二三四五六七八九"
 _UNITS = [(10**12, "兆"), (10**8, "億"), (10**4, "万")]
@@ -103,8 +117,42 @@ def _import_cosyvoice2():
     try:
         from cosyvoice.cli.cosyvoice import CosyVoice2
     except ImportError as e:
-        raise ImportError(INSTALL_HINT) from e
+        raise ImportError(f"{INSTALL_HINT} (importing it failed with: {e})") from e
     return CosyVoice2
+
+
+def load_upstream(model_dir: str, fp16: bool, load_jit: bool, load_trt: bool, load_vllm: bool):
+    """Upstream's CosyVoice2 on a local folder (never a hub id: upstream would try to download it)."""
+    folder = Path(model_dir)
+    if not (folder / "cosyvoice2.yaml").is_file():
+        raise FileNotFoundError(
+            f"--tts-model {model_dir} is not a CosyVoice2 folder (no cosyvoice2.yaml): download "
+            "FunAudioLLM/CosyVoice2-0.5B to a local folder first and pass its path"
+        )
+    CosyVoice2 = _import_cosyvoice2()
+    kwargs = dict(load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm, fp16=fp16)
+    if "final" in inspect.signature(CosyVoice2.__init__).parameters:
+        kwargs["final"] = True  # cosyvoice2-fr-infer: load llm.pt/flow.pt/hift.pt, as upstream does
+    return CosyVoice2(str(folder), **kwargs)
+
+
+def load_prompt_16k(path: Path):
+    """A reference clip as upstream's older API wants it: mono float32 torch tensor [1, T] at 16 kHz."""
+    import torch
+
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise ValueError(f"cannot read reference clip {path}: {e}; it must be a wav file") from e
+    audio = audio.mean(axis=1)
+    if not audio.size or not np.any(audio):
+        raise ValueError(f"reference clip {path} is empty or silent; use a 3-10 s recording of its .txt")
+    if audio.size / sr > MAX_PROMPT_SECONDS:
+        raise ValueError(f"reference clip {path} lasts {audio.size / sr:.1f} s; upstream takes at most "
+                         f"{MAX_PROMPT_SECONDS:.0f} s (3-10 s is best)")
+    if sr != 16000:
+        audio = soxr.resample(audio, sr, 16000)
+    return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
 
 
 def _seed_everything(seed: int) -> None:
@@ -141,13 +189,17 @@ class CosyVoice2TTS:
                 "it needs <speaker>.wav (a 3-10 s reference clip) and <speaker>.txt (its transcript) "
                 f"for {PROFILES[0].name}..{PROFILES[-1].name}"
             )
-        CosyVoice2 = _import_cosyvoice2()
-        self.model = CosyVoice2(model_dir, load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm, fp16=fp16)
+        self.model = load_upstream(model_dir, fp16=fp16, load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm)
         self.sample_rate = int(self.model.sample_rate)
         self.name = f"CosyVoice2 ({Path(model_dir).name})"
+        takes_path = list(inspect.signature(self.model.add_zero_shot_spk).parameters)[1] == "prompt_wav"
         for p in PROFILES:
             prompt_text = (speakers / f"{p.name}.txt").read_text(encoding="utf-8").strip()
-            self.model.add_zero_shot_spk(prompt_text, str(speakers / f"{p.name}.wav"), p.name)
+            if not prompt_text:
+                raise ValueError(f"{speakers / p.name}.txt is empty: it must hold the transcript of {p.name}.wav")
+            wav = speakers / f"{p.name}.wav"
+            prompt = load_prompt_16k(wav)  # read (and checked) even when upstream reads the file itself
+            self.model.add_zero_shot_spk(prompt_text, str(wav) if takes_path else prompt, p.name)
         self.max_retries = max_retries
         self._pause = np.zeros(int(sentence_pause * self.sample_rate), np.float32)
 

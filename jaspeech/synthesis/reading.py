@@ -1,0 +1,56 @@
+"""What a TTS backend is asked to say: the text as written, or its OpenJTalk kana reading.
+
+CosyVoice2 and CosyVoice3 read kanji with their Chinese pronunciations even inside Japanese sentences
+(FunAudioLLM/CosyVoice issues 1090, 1603, 1720); the maintainers' advice is to give the model kana.
+`reading="kana"` hands the backend the katakana pronunciation OpenJTalk gives each sentence, while the
+row keeps the original text (the builder stores and scores the text it was given, not what the backend
+was fed). The cost: the model no longer sees the words, so prosody can come out flatter (reported
+upstream for kana input) and kanji-borne cues such as pitch accent of homophones are gone.
+
+Kokoro and OpenJTalk already read through OpenJTalk's dictionary, so for them `text` is the default.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from jaspeech.synthesis.speakers import SpeakerProfile
+
+READINGS = ("text", "kana")
+DEFAULT_READING = {"cosyvoice2": "kana"}  # every other backend: "text"
+
+
+def default_reading(tts: str) -> str:
+    """The reading a backend gets unless told otherwise (kana for the backends that misread kanji)."""
+    return DEFAULT_READING.get(tts, "text")
+
+
+@lru_cache(maxsize=4096)
+def openjtalk_kana(text: str) -> str:
+    """Katakana pronunciation of `text` with its punctuation kept (、。！？「」 pace the speech).
+
+    Vanilla OpenJTalk dictionary, no Sudachi (the offline stack does not ship Sudachi's dictionary):
+    the same reading `roundtrip.kana_reading` scores against. Particles come out as spoken (は -> ワ),
+    long vowels as ー, numbers and Latin letters spelled out (50% -> ゴジュッパーセント). A kanji the
+    dictionary cannot read stays as written; the builder rejects such rows before synthesis
+    (`unreadable_kanji`) for every backend that reads through OpenJTalk, this wrapper included.
+    """
+    import pyopenjtalk
+
+    if not text.strip():
+        return ""
+    return pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False, use_vanilla=True)
+
+
+class KanaReading:
+    """A TTS backend fed the OpenJTalk kana reading of each text instead of the text itself."""
+
+    reads_with_openjtalk = True  # the reading comes from OpenJTalk's dictionary: unreadable kanji are rejected
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}, fed OpenJTalk kana readings"
+
+    def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
+        return self.inner.synthesize(openjtalk_kana(text), speaker, seed)

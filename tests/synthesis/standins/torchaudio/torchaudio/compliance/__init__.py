@@ -1,0 +1,2 @@
+"""Stand-in `torchaudio.compliance` (see the package docstring)."""
+from torchaudio.compliance import kaldi  # noqa: F401

@@ -1,0 +1,49 @@
+"""TTS readings: a backend fed the OpenJTalk kana reading receives the reading, never the kanji text."""
+import numpy as np
+import pytest
+
+from jaspeech.synthesis.reading import KanaReading, default_reading, openjtalk_kana
+from jaspeech.synthesis.roundtrip import kana_reading
+from jaspeech.synthesis.speakers import speaker_by_name
+from jaspeech.synthesis.tts import make_tts
+from jaspeech.synthesis.tts.tone import ToneTTS
+
+
+class Recorder:
+    """Records what it is asked to say (the wrapped backend's side of the seam)."""
+
+    name = "recorder"
+
+    def __init__(self):
+        self.said = []
+
+    def synthesize(self, text, speaker, seed):
+        self.said.append((text, speaker.name, seed))
+        return np.zeros(10, np.float32), 16000
+
+
+def test_kana_reading_is_what_the_backend_receives():
+    inner = Recorder()
+    tts = KanaReading(inner)
+    text = "日本で一番高い山は何ですか。富士山です！"
+    audio, sr = tts.synthesize(text, speaker_by_name("spk02"), seed=5)
+    assert inner.said == [("ニホンデイチバンタカイヤマワナニデスカ。フジサンデス！", "spk02", 5)]
+    assert sr == 16000 and audio.size == 10
+    assert tts.reads_with_openjtalk and tts.name == "recorder, fed OpenJTalk kana readings"
+    # the reading keeps the punctuation that paces speech, and is the reading the round trip scores
+    assert kana_reading(text) == openjtalk_kana(text).replace("。", "").replace("！", "")
+    assert openjtalk_kana("約50%です") == "ヤクゴジュッパーセントデス" and openjtalk_kana("  ") == ""
+
+
+def test_make_tts_readings_and_defaults():
+    assert default_reading("cosyvoice2") == "kana"
+    assert [default_reading(n) for n in ("kokoro", "openjtalk", "tone")] == ["text", "text", "text"]
+    plain = make_tts("tone")
+    assert isinstance(plain, ToneTTS)
+    kana = make_tts("tone", reading="kana")
+    assert isinstance(kana, KanaReading) and isinstance(kana.inner, ToneTTS)
+    # the tone backend beeps once per character it is given: the kana reading, not the 3 kanji
+    audio, sr = kana.synthesize("朝ご飯", speaker_by_name("spk00"), seed=1)
+    assert audio.size == len("アサゴハン") * int(0.05 * sr)
+    with pytest.raises(ValueError, match="unknown TTS reading 'romaji'; choose from text, kana"):
+        make_tts("tone", reading="romaji")
