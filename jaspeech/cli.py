@@ -166,7 +166,11 @@ def _run_eval_adu(args) -> int:
 def _run_train(args) -> int:
     from jaspeech.model.train.recipes import train
 
-    result = train(args.config, args.set)
+    try:
+        result = train(args.config, args.set)
+    except FileNotFoundError as e:
+        print(f"jaspeech train: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in result.items() if k != "losses"}, ensure_ascii=False))
     return 0
 

@@ -24,6 +24,8 @@ Optional per source: `config` (a name, or a list interleaved like the original's
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import itertools
 import random
 import warnings
@@ -79,9 +81,22 @@ def _undecoded(feature):
     return feature
 
 
+def _local_path_hint(path: str) -> str | None:
+    """A path that is clearly meant to be local but is not there: say so, and how to make it."""
+    p = Path(path).expanduser()
+    looks_local = path.startswith((".", "/", "~")) or path.count("/") >= 2 or p.parts[0] in ("build", "runs", "data")
+    if p.exists() or not looks_local:  # a Hub id has exactly one slash: owner/name
+        return None
+    return (f"data source {path!r} is a local path that does not exist (not a Hub id). Build it first, e.g. "
+            f"`jaspeech build jaspeech-sft-audio --config magpie --input sample --out {path}` (the README's Quick "
+            "start), or point the recipe at another folder with --set data.sources.N.path=FOLDER")
+
+
 def _load(spec: dict):
     import datasets
 
+    if hint := _local_path_hint(str(spec["path"])):
+        raise FileNotFoundError(hint)
     configs = spec.get("config")
     kw = {"split": spec.get("split", "train"), "streaming": spec.get("streaming", False)}
     if isinstance(configs, list):  # several configs of one repo, interleaved (the original's ReazonSpeech)
