@@ -25,7 +25,7 @@ HiFT match upstream's modules (from the pinned upstream wheel) in parameters and
 
     python benchmarks/gpu_cost.py                       # on one GPU (planned for < 4 minutes on an H100)
     python benchmarks/gpu_cost.py --dry-run             # the plan, no GPU, no model built
-    python benchmarks/gpu_cost.py --device cpu --tiny   # the same code on tiny shapes, in seconds
+    python benchmarks/gpu_cost.py --device cpu --tiny   # the same code on tiny shapes and 1 s sentences
 """
 from __future__ import annotations
 
@@ -114,6 +114,10 @@ class Plan:
     @property
     def prefill(self) -> int:
         return 1 + self.text_tokens + 1 + self.prompt_tokens
+
+
+TINY_PLAN = Plan(audio_seconds=1.0, prompt_seconds=1.0, text_tokens=8, clip_seconds=1.0, transcript_tokens=4,
+                 batches=(1, 2), whisper_batch=2, repeats=1)
 
 
 # --- models: rebuilt at upstream's shapes -----------------------------------------------------------------
@@ -596,22 +600,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
-    ap.add_argument("--tiny", action="store_true", help="tiny shapes (the code path in seconds, on CPU too)")
+    ap.add_argument("--tiny", action="store_true", help="tiny shapes and a 1 s plan (the code path on CPU too)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit: no model, no GPU")
-    ap.add_argument("--audio-seconds", type=float, default=Plan.audio_seconds, help="one sentence's audio")
-    ap.add_argument("--prompt-seconds", type=float, default=Plan.prompt_seconds, help="the reference clip")
-    ap.add_argument("--text-tokens", type=int, default=Plan.text_tokens, help="prompt transcript + sentence")
-    ap.add_argument("--clip-seconds", type=float, default=Plan.clip_seconds, help="one round-trip clip")
-    ap.add_argument("--transcript-tokens", type=int, default=Plan.transcript_tokens)
-    ap.add_argument("--batches", type=int, nargs="+", default=list(Plan.batches))
-    ap.add_argument("--repeats", type=int, default=Plan.repeats)
+    ap.add_argument("--audio-seconds", type=float, help=f"one sentence's audio (default {Plan.audio_seconds})")
+    ap.add_argument("--prompt-seconds", type=float, help=f"the reference clip (default {Plan.prompt_seconds})")
+    ap.add_argument("--text-tokens", type=int, help=f"prompt transcript + sentence (default {Plan.text_tokens})")
+    ap.add_argument("--clip-seconds", type=float, help=f"one round-trip clip (default {Plan.clip_seconds})")
+    ap.add_argument("--transcript-tokens", type=int, help=f"tokens per transcript (default {Plan.transcript_tokens})")
+    ap.add_argument("--batches", type=int, nargs="+", help=f"TTS batch sizes (default {' '.join(map(str, Plan.batches))})")
+    ap.add_argument("--whisper-batch", type=int, help=f"round-trip batch (default {Plan.whisper_batch})")
+    ap.add_argument("--repeats", type=int, help=f"timed runs after the warm-up (default {Plan.repeats})")
     args = ap.parse_args(argv)
-    if 1 not in args.batches:
+    base = TINY_PLAN if args.tiny else Plan()
+    given = {k: v for k, v in vars(args).items() if k in Plan.__dataclass_fields__ and v is not None}
+    plan = Plan(**{**asdict(base), **given, "batches": tuple(given.get("batches", base.batches))})
+    if 1 not in plan.batches:
         ap.error("--batches must include 1 (the batch our backend runs today)")
-    plan = Plan(args.audio_seconds, args.prompt_seconds, args.text_tokens, args.clip_seconds,
-                args.transcript_tokens, tuple(args.batches), Plan.whisper_batch, args.repeats)
-    if args.tiny:
-        plan = Plan(**{**asdict(plan), "whisper_batch": 2, "batches": tuple(args.batches)})
     shapes = TINY if args.tiny else Shapes()
     describe(shapes, plan, args.device)
     if args.dry_run:

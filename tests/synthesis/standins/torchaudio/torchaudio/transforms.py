@@ -1,4 +1,5 @@
 """Stand-in `torchaudio.transforms.Resample` (see the package docstring): soxr's high-quality resampler."""
+import numpy as np
 import soxr
 import torch
 
@@ -13,5 +14,5 @@ class Resample(torch.nn.Module):
             return waveform
         x = waveform.detach().cpu().float().numpy()
         rows = [soxr.resample(row, self.orig_freq, self.new_freq) for row in x.reshape(-1, x.shape[-1])]
-        out = torch.from_numpy(__import__("numpy").stack(rows))
+        out = torch.from_numpy(np.stack(rows))
         return out.reshape(*waveform.shape[:-1], out.shape[-1]).to(waveform.dtype)
