@@ -30,6 +30,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N input rows")
     p.add_argument("--tts", default="kokoro", choices=TTS_BACKENDS)
     p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2")
+    p.add_argument("--tts-reading", default=None, choices=("text", "kana"),
+                   help="what the TTS is fed: the text, or its OpenJTalk kana reading (rows keep the text; "
+                   "default: kana for cosyvoice2, which reads kanji in Chinese, else text)")
     p.add_argument("--speakers", default=None, help="reference speakers folder (<spkNN>.wav + .txt) for cosyvoice2")
     p.add_argument("--asr", default="faster-whisper", choices=ASR_BACKENDS)
     p.add_argument("--asr-model", default=None,
@@ -74,7 +77,8 @@ def _run_build(args) -> int:
     opts = BuildOptions(
         corpus=args.corpus, config=args.config, out=args.out, input=args.input, split=args.split,
         limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
-        captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts, tts_model=args.tts_model, speakers=args.speakers, asr=args.asr,
+        captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts,
+        tts_model=args.tts_model, tts_reading=args.tts_reading, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
         keep_reject_audio=args.keep_reject_audio,
         num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,

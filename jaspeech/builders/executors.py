@@ -132,7 +132,8 @@ def build_command(opts, num_shards: int) -> list[str]:
            "--split", opts.split, "--num-shards", str(num_shards),
            "--captioner-concurrency", str(opts.captioner_concurrency), "--quiet"]
     for flag, value in (("--input", opts.input), ("--limit", opts.limit),
-                        ("--tts-model", opts.tts_model), ("--speakers", opts.speakers),
+                        ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
+                        ("--speakers", opts.speakers),
                         ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
                         ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
         if value is not None:

@@ -219,7 +219,8 @@ def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
     return RowBuilder(
         spec,
         spec.configs[plan["config"]],
-        make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers")),
+        make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers"),
+                 reading=plan.get("tts_reading")),
         make_asr(plan["asr"], plan["asr_model"]),
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"])),
     )

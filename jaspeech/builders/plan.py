@@ -37,6 +37,7 @@ class BuildOptions:
     limit: int | None = None
     tts: str = "kokoro"
     tts_model: str | None = None  # model folder for GPU backends (cosyvoice2)
+    tts_reading: str | None = None  # text | kana (what the TTS is fed); None: the backend's default
     speakers: str | None = None  # reference speakers folder for zero-shot backends
     asr: str = "faster-whisper"
     asr_model: str | None = None
@@ -65,9 +66,13 @@ class BuildOptions:
 
 
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
-PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "speakers", "asr", "asr_model",
+PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
+                "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
                 "max_seconds", "keep_reject_audio")
+
+
+PLAN_DEFAULTS = {"keep_reject_audio": False}  # options added later: what plans written before them meant
 
 
 class PlanMismatch(RuntimeError):
@@ -144,7 +149,8 @@ def plan_command(opts: BuildOptions) -> str:
     flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
     for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
                         ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
-                        ("--tts-model", opts.tts_model), ("--speakers", opts.speakers), ("--asr", opts.asr),
+                        ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
+                        ("--speakers", opts.speakers), ("--asr", opts.asr),
                         ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
                         ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
         if value is not None:
@@ -165,7 +171,7 @@ def read_plan(opts: BuildOptions) -> dict:
 
 def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
     wanted = option_fields(opts)
-    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k, False if k == "keep_reject_audio" else None) != wanted[k])
+    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k, PLAN_DEFAULTS.get(k)) != wanted[k])
     if opts.num_shards is not None and plan.get("num_shards") != opts.num_shards:
         changed.append("num_shards")
     if changed:

@@ -47,3 +47,24 @@ def test_make_tts_readings_and_defaults():
     assert audio.size == len("アサゴハン") * int(0.05 * sr)
     with pytest.raises(ValueError, match="unknown TTS reading 'romaji'; choose from text, kana"):
         make_tts("tone", reading="romaji")
+
+
+def test_a_build_with_tts_reading_kana_feeds_the_reading_and_keeps_the_text(tmp_path, monkeypatch):
+    """Through `jaspeech build`: the backend hears katakana, the rows keep the written text."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    from jaspeech.cli import main
+
+    heard = []
+    real = ToneTTS.synthesize
+    monkeypatch.setattr(ToneTTS, "synthesize", lambda self, text, spk, seed: heard.append(text) or real(self, text, spk, seed))
+    out = tmp_path / "out"
+    assert main(["build", "jaspeech-sft-audio", "--config", "magpie", "--input", "sample", "--limit", "4",
+                 "--tts", "tone", "--tts-reading", "kana", "--asr", "none", "--out", str(out), "--quiet"]) == 0
+    rows = pq.read_table(out / "data" / "magpie").to_pylist()
+    assert rows and len(heard) == len(rows)
+    assert all(re.fullmatch(r"[\u30a0-\u30ff\u3000-\u303f！？、。・ー]+", t) for t in heard), heard
+    assert all(re.search(r"[\u4e00-\u9fff]", r["turns"][0]["text"]) for r in rows)  # kanji kept in the row
+    assert all("kana" in r["tts_model"] for r in rows)
