@@ -42,3 +42,13 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(samples, sr_in, sr_out).astype(np.float32)
+
+
+def decode_audio_value(audio: dict | None) -> tuple[np.ndarray, int]:
+    """An HF `Audio(decode=False)` value -> (mono float32 samples, rate); raises on missing or empty audio."""
+    if not audio or not audio.get("bytes"):
+        raise ValueError("no audio bytes")
+    samples, sr = decode_audio(audio["bytes"])
+    if samples.size == 0:
+        raise ValueError("empty audio")
+    return samples, sr

@@ -13,12 +13,11 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 
 from jaspeech.cer import kotoba_normalize
 from jaspeech.model.eval.checkpoint import is_jaspeech_checkpoint, load_checkpoint
 from jaspeech.model.eval.predictions import cer_metrics
-from jaspeech.synthesis.audio import decode_audio
+from jaspeech.synthesis.audio import decode_audio_value
 
 FIELDS = ["id", "reference_norm", "prediction_norm", "reference_raw", "prediction_raw"]
 
@@ -48,16 +47,6 @@ class JaSpeechLLMTranscriber:
 
     def transcribe(self, audios):
         return self.checkpoint.generate(self.prompt, list(audios), self.max_new_tokens)
-
-
-def decode(audio: dict | None) -> tuple[np.ndarray, int]:
-    """An `Audio(decode=False)` value -> (mono float32 samples, rate); raises on missing or empty audio."""
-    if not audio or not audio.get("bytes"):
-        raise ValueError("no audio bytes")
-    samples, sr = decode_audio(audio["bytes"])
-    if samples.size == 0:
-        raise ValueError("empty audio")
-    return samples, sr
 
 
 def _slug(text: str) -> str:
@@ -108,7 +97,7 @@ def evaluate(model: str, dataset: str, out: Path, split: str = "test", config: s
             if rid in done:
                 continue
             try:
-                clip = decode(row[audio_column])
+                clip = decode_audio_value(row[audio_column])
             except Exception:
                 undecodable += 1
                 continue

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaspeech.synthesis.audio import decode_audio
+from jaspeech.synthesis.audio import decode_audio_value
 
 KINDS = ("asr", "jaspeech-sft", "jaspeech-dpo", "fsd50k", "text")
 
@@ -56,16 +56,6 @@ class Counters:
     long_response: int = 0
     used: int = 0
     by_source: dict = field(default_factory=dict)
-
-
-def decode(audio: dict | None) -> tuple[np.ndarray, int]:
-    """An `Audio(decode=False)` value -> (mono float32 samples, rate); raises on missing or empty audio."""
-    if not audio or not audio.get("bytes"):
-        raise ValueError("no audio bytes")
-    samples, sr = decode_audio(audio["bytes"])
-    if samples.size == 0:
-        raise ValueError("empty audio")
-    return samples, sr
 
 
 def _undecoded(feature):
@@ -138,7 +128,7 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
 
     def clip(audio) -> tuple[np.ndarray, int] | None:
         try:
-            samples, sr = decode(audio)
+            samples, sr = decode_audio_value(audio)
         except Exception:
             counters.undecodable += 1
             return None
