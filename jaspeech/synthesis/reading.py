@@ -30,17 +30,19 @@ def default_reading(tts: str) -> str:
 def openjtalk_kana(text: str) -> str:
     """Katakana pronunciation of `text` with its punctuation kept (、。！？「」 pace the speech).
 
-    Vanilla OpenJTalk dictionary, no Sudachi (the offline stack does not ship Sudachi's dictionary):
-    the same reading `roundtrip.kana_reading` scores against. Particles come out as spoken (は -> ワ),
-    long vowels as ー, numbers and Latin letters spelled out (50% -> ゴジュッパーセント). A kanji the
-    dictionary cannot read stays as written; the builder rejects such rows before synthesis
-    (`unreadable_kanji`) for every backend that reads through OpenJTalk, this wrapper included.
+    pyopenjtalk-plus's frontend as Kokoro and the OpenJTalk voice call it (`use_sudachi_kanji_yomi=False`,
+    its post-processing on): a kanji its dictionary lacks gets Sudachi's word reading or an on'yomi
+    (髙田 -> タカダ), from the Sudachi dictionary the offline extra installs. The same reading
+    `roundtrip.kana_reading` scores against. Particles come out as spoken (は -> ワ), long vowels as ー,
+    numbers and Latin letters spelled out (50% -> ゴジュッパーセント). A kanji still left without a reading
+    stays as written; the builder rejects such rows before synthesis (`unreadable_kanji`) for every
+    backend that reads through OpenJTalk, this wrapper included.
     """
     import pyopenjtalk
 
     if not text.strip():
         return ""
-    return pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False, use_vanilla=True)
+    return pyopenjtalk.g2p(text, kana=True, use_sudachi_kanji_yomi=False)
 
 
 class KanaReading:

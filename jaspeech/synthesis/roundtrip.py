@@ -20,24 +20,25 @@ _NOT_KANA = re.compile(r"[^\u30a1-\u30fa\u30fc]")
 def kana_reading(text: str) -> str:
     """Katakana pronunciation of `text` (punctuation, spaces and unreadable characters dropped).
 
-    Vanilla OpenJTalk readings: pyopenjtalk-plus's post-processing loads a Sudachi dictionary for
-    unknown kanji, which the offline stack does not ship; both sides of a comparison get the same
-    treatment, so the plain dictionary readings are what a fair comparison needs.
+    The reading the offline voices speak (`reading.openjtalk_kana`): both sides of a comparison get the
+    same frontend, so a kanji the OpenJTalk dictionary lacks (髙田) is read as it was spoken (タカダ).
     """
     return _NOT_KANA.sub("", openjtalk_kana(text))
 
 
 def unreadable_kanji(text: str) -> str:
-    """The kanji in `text` that the OpenJTalk dictionary cannot read (it tags them as symbols).
+    """The kanji in `text` left without a reading (tagged as symbols, or with no pronunciation).
 
-    Both offline TTS backends read through this dictionary; such a character would be skipped or make
-    the frontend fail, so the row is rejected before synthesis instead.
+    Both offline TTS backends read through pyopenjtalk-plus's frontend, which reads a kanji its dictionary
+    lacks with Sudachi's word reading or an on'yomi (benchmarks/readings.py: every variant kanji of the
+    name sentences gets one); a character still unread would be skipped or make the frontend fail, so the
+    row is rejected before synthesis instead.
     """
     import pyopenjtalk
 
     chars = []
-    for feature in pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False, use_vanilla=True):
-        if feature["pos"] == "記号":
+    for feature in pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False):
+        if feature["pos"] == "記号" or not feature.get("pron"):
             chars += [c for c in feature["string"] if _is_kanji(c)]
     return "".join(dict.fromkeys(chars))
 

@@ -25,8 +25,11 @@ def test_bad_transcripts_score_high(hyp):
     assert score_turn("おはようございます", hyp).kana_cer >= 0.5
 
 
-def test_unreadable_kanji_are_found_without_a_sudachi_dictionary():
-    assert unreadable_kanji("彁という字") == "彁"
+def test_unreadable_kanji_are_found_and_variant_kanji_are_read():
+    assert unreadable_kanji("彁という字") == "彁"  # a ghost character: no reading anywhere
     assert unreadable_kanji("東京都の会議室、三月三日。") == ""
-    # a transcript holding such a character still scores instead of failing
-    assert score_turn("よしのや", "𠮷野家").kana_cer > 0.0
+    # variant kanji the OpenJTalk dictionary lacks are read through the Sudachi dictionary, as Kokoro says them
+    assert unreadable_kanji("髙田さんと𠮷田さん") == "" and kana_reading("髙田さんと𠮷田さん") == "タカダサントヨシダサン"
+    assert score_turn("よしのや", "𠮷野家").kana_cer == 0.0
+    # a transcript holding an unreadable character still scores instead of failing
+    assert score_turn("よしのや", "彁野家").kana_cer > 0.0
