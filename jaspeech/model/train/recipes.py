@@ -206,8 +206,8 @@ def setup(cfg: dict, log=print) -> Run:
     scheduler = lr_scheduler(optimizer, t, int(t["max_steps"]))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     prepare_generation(accelerator.unwrap_model(model))
-    if reference is not None:
-        reference = reference.to(accelerator.device)
+    if reference is not None:  # a full copy on every rank, in the compute precision (bf16: 16 GB for 8B)
+        reference = reference.to(accelerator.device, dtype=torch.bfloat16 if t.get("bf16") else None)
     run = Run(cfg, accelerator, model, processor, optimizer, scheduler, params, reference, eval_examples, log)
     run.result = {"stage": cfg["stage"], "trainable": trainable}
     output_dir = Path(cfg["output_dir"])
