@@ -1,4 +1,4 @@
-"""The 20 speaker profiles and their deterministic assignment.
+"""The 20 speaker profiles, the assistant voices, and their deterministic assignment.
 
 A row's speaker is a pure function of (source dataset, source id): a rebuild, a different shard count
 or a different worker gives the same voice. Each profile carries the parameters every backend needs:
@@ -54,8 +54,23 @@ def assign_speaker(source_dataset: str, source_id: str) -> SpeakerProfile:
     return PROFILES[stable_hash("speaker", source_dataset, source_id) % N_SPEAKERS]
 
 
+# The assistant's voices in speech-to-speech configs: a small fixed set, each a timbre no user profile has
+# (three-voice and 80/20 blends; the user profiles are single voices, halves and 70/30 blends), so the
+# assistant never sounds like the row's user. CosyVoice2 reads `<speakers_dir>/asst00.wav` (+ .txt) etc.
+ASSISTANT_PROFILES: tuple[SpeakerProfile, ...] = (
+    SpeakerProfile("asst00", (("jf_alpha", 0.4), ("jf_gongitsune", 0.3), ("jf_tebukuro", 0.3)), 1.0, 1.0),
+    SpeakerProfile("asst01", (("jm_kumo", 0.8), ("jf_nezumi", 0.2)), 1.0, -3.0),
+)
+assert not {p.kokoro_mix for p in ASSISTANT_PROFILES} & {p.kokoro_mix for p in PROFILES}
+
+
+def assign_assistant_voice(source_dataset: str, source_id: str) -> SpeakerProfile:
+    """The assistant voice of a row: deterministic, one of ASSISTANT_PROFILES (never a user profile)."""
+    return ASSISTANT_PROFILES[stable_hash("assistant", source_dataset, source_id) % len(ASSISTANT_PROFILES)]
+
+
 def speaker_by_name(name: str) -> SpeakerProfile:
-    for p in PROFILES:
+    for p in PROFILES + ASSISTANT_PROFILES:
         if p.name == name:
             return p
-    raise KeyError(f"unknown speaker {name!r}; known: {', '.join(p.name for p in PROFILES)}")
+    raise KeyError(f"unknown speaker {name!r}; known: {', '.join(p.name for p in PROFILES + ASSISTANT_PROFILES)}")

@@ -18,7 +18,8 @@ class ToneTTS:
         self._t = np.arange(self._n, dtype=np.float32) / sample_rate
 
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
-        base = 120.0 + 10.0 * int(speaker.name[3:])
+        number = int("".join(c for c in speaker.name if c.isdigit()))
+        base = 120.0 + 10.0 * (number if speaker.name.startswith("spk") else 20 + number)  # asstNN above spkNN
         pieces = [
             0.3 * np.sin(2 * np.pi * (base + (stable_hash(str(seed), c) % 400)) * self._t) for c in text
         ]
