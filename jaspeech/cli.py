@@ -23,6 +23,10 @@ def _build_parser(sub) -> None:
     p.add_argument("corpus", choices=CORPORA)
     p.add_argument("--config", required=True,
                    help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K)")
+    p.add_argument("--speak", default=None, choices=("user", "assistant", "both"),
+                   help="SFT: which turns are spoken. user (the default configs): the instructions; both: the "
+                   "responses too, into <config>-s2s (speech-to-speech); assistant: only the responses, into "
+                   "<config>-spoken-response. The text config is left as it is")
     p.add_argument("--input", default=None,
                    help="hub id (default: the source's), a local JSONL/JSON/Parquet file or folder, or 'sample'")
     p.add_argument("--split", default="train", help="split to read from a hub input")
@@ -45,6 +49,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
+    p.add_argument("--max-response-seconds", type=float, default=600.0,
+                   help="speech-to-speech configs: longest spoken response; longer ones reject the row as "
+                   "too_long (default 600)")
     p.add_argument("--keep-reject-audio", action="store_true",
                    help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
                    "so `jaspeech view` can play them (off by default)")
@@ -74,13 +81,20 @@ def _run_build(args) -> int:
 
     if args.limit is not None and args.limit < 0:
         raise SystemExit("--limit must be >= 0")
+    from jaspeech.builders import corpus_spec
+
+    try:  # --config magpie --speak both is the config magpie-s2s (which --config can also name)
+        config = corpus_spec(args.corpus).config_for(args.config, args.speak) if args.speak else args.config
+    except ValueError as e:
+        print(f"jaspeech build: error: {e}", file=sys.stderr)
+        return 2
     opts = BuildOptions(
-        corpus=args.corpus, config=args.config, out=args.out, input=args.input, split=args.split,
+        corpus=args.corpus, config=config, out=args.out, input=args.input, split=args.split,
         limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
         captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts,
         tts_model=args.tts_model, tts_reading=args.tts_reading, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
-        keep_reject_audio=args.keep_reject_audio,
+        keep_reject_audio=args.keep_reject_audio, max_response_seconds=args.max_response_seconds,
         num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,

@@ -37,6 +37,11 @@ class SourceConfig:
     gated: bool = False  # the hub source needs a token and accepted terms
     id_note: str = ""  # what `source_id` is for this source
     original: OriginalRelease | None = None  # the original JaSpeechLLM release made from this source
+    # which turns are spoken: "user" (spoken instructions), "both" (speech-to-speech: the assistant speaks
+    # too), "assistant" (text instructions, spoken responses); a config per choice, see `speak_variants`
+    speak: str = "user"
+    base: str = ""  # the text config this one is a spoken variant of ("" for the base config itself)
+    features: Features | None = None  # this config's row schema, if not the corpus's
 
 
 @dataclass(frozen=True)
@@ -56,3 +61,35 @@ class CorpusSpec:
     check_extra: Callable[[dict], dict] | None = None  # validates/cleans Example.extra, or raises RowReject
     # a corpus that does not read rows from --input files or a hub id brings its own reader
     open_source: Callable | None = None  # (input, config name, hub id, split) -> source; default InputSource
+
+    def features_of(self, config: str) -> Features:
+        return self.configs[config].features or self.features
+
+    def config_for(self, config: str, speak: str = "user") -> str:
+        """The config that holds `config`'s rows spoken as `speak` (`--config magpie --speak both` -> magpie-s2s)."""
+        if config not in self.configs:
+            raise ValueError(f"{self.name} has no config {config!r}; choose from {', '.join(self.configs)}")
+        if speak == self.configs[config].speak:
+            return config
+        base = self.configs[config].base or config
+        for name, cfg in self.configs.items():
+            if (cfg.base or name) == base and cfg.speak == speak:
+                return name
+        raise ValueError(f"{self.name} has no --speak {speak} variant of {config!r}"
+                         + ("" if speak == "user" else "; speech-to-speech configs exist for jaspeech-sft-audio"))
+
+
+SPEAK_SUFFIX = {"both": "-s2s", "assistant": "-spoken-response"}
+
+
+def speak_variants(configs: dict[str, SourceConfig], features: Features) -> dict[str, SourceConfig]:
+    """Each text config plus its spoken variants: `<name>-s2s` (both sides spoken) and
+    `<name>-spoken-response` (only the assistant speaks), with the assistant-voice column in their schema."""
+    import dataclasses
+
+    out = dict(configs)
+    for name, cfg in configs.items():
+        for speak, suffix in SPEAK_SUFFIX.items():
+            out[name + suffix] = dataclasses.replace(cfg, name=name + suffix, speak=speak, base=name,
+                                                     features=features, original=None, original_columns={})
+    return out

@@ -129,6 +129,7 @@ def build_command(opts, num_shards: int) -> list[str]:
     cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
            "--out", str(Path(opts.out).resolve()), "--tts", opts.tts, "--asr", opts.asr,
            "--max-kana-cer", repr(opts.max_kana_cer), "--max-seconds", repr(opts.max_seconds),
+           "--max-response-seconds", repr(opts.max_response_seconds),
            "--split", opts.split, "--num-shards", str(num_shards),
            "--captioner-concurrency", str(opts.captioner_concurrency), "--quiet"]
     for flag, value in (("--input", opts.input), ("--limit", opts.limit),

@@ -17,15 +17,17 @@ from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
 from jaspeech.synthesis.audio import encode_flac
 from jaspeech.synthesis.roundtrip import score_turn, unreadable_kanji
-from jaspeech.synthesis.speakers import assign_speaker, stable_hash
-from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech
+from jaspeech.synthesis.speakers import assign_assistant_voice, assign_speaker, stable_hash
+from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
 from jaspeech.synthesis.tts import TTSBackend
 
 
 @dataclass(frozen=True)
 class SynthesisOptions:
     max_kana_cer: float = 0.10
-    text: TextOptions = field(default_factory=TextOptions)
+    text: TextOptions = field(default_factory=TextOptions)  # spoken user turns
+    # spoken assistant turns (speech-to-speech configs): responses are long, so their cap is generous
+    response: TextOptions = field(default_factory=lambda: TextOptions(max_seconds=600.0))
 
 
 @dataclass
@@ -90,6 +92,12 @@ class RowBuilder:
         example = self.config.adapter(raw)
         extra = self.corpus.check_extra(example.extra) if self.corpus.check_extra else example.extra
         speaker = assign_speaker(self.config.hub_id, source_id)
+        voices = {"user": speaker}
+        if self.config.speak != "user":  # speech-to-speech configs: the assistant speaks in its own voice
+            for turn in example.turns:
+                turn.spoken = turn.role == "assistant" or (self.config.speak == "both" and turn.role == "user")
+            voices["assistant"] = assign_assistant_voice(self.config.hub_id, source_id)
+            extra = {**extra, "assistant_speaker": voices["assistant"].name}
 
         texts: list[str] = []
         for i, turn in enumerate(example.turns):
@@ -103,15 +111,23 @@ class RowBuilder:
             del texts[len(texts) - (len(texts) - example.required_turns) % 2:]
             example.turns = example.turns[: len(texts)]
         spoken = [i for i, t in enumerate(example.turns) if t.spoken]
-        audios = {i: self._synthesize(texts[i], speaker, source_id, i) for i in spoken}
+        audios = {i: self._synthesize(texts[i], voices[example.turns[i].role], source_id, i, example.turns[i].role)
+                  for i in spoken}
         return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
 
     def _turn_text(self, i: int, turn) -> str:
-        """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked."""
+        """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked.
+
+        A spoken response is first checked as a response (missing, empty, wrong type), then made
+        speakable like an instruction: markdown lists and headings become sentences; code, URLs, tables
+        and formulas reject the row (from the speech-to-speech config only: the text config keeps it).
+        """
         if not turn.spoken:
             return _response_text(turn.text, i)
+        if turn.role == "assistant":
+            _response_text(turn.text, i)
         try:
-            text = prepare_for_speech(turn.text, self.options.text)
+            text = prepare_for_speech(turn.text, self._text_options(turn.role))
         except Unspeakable as e:
             raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
         if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(text)):
@@ -177,23 +193,34 @@ class RowBuilder:
             **p.extra,
         }
 
-    def _synthesize(self, text: str, speaker, source_id: str, turn: int) -> tuple[np.ndarray, int]:
+    def _text_options(self, role: str) -> TextOptions:
+        return self.options.response if role == "assistant" else self.options.text
+
+    def _synthesize(self, text: str, speaker, source_id: str, turn: int, role: str = "user") -> tuple[np.ndarray, int]:
+        """The turn's audio. A long text (a spoken response) is synthesised in pieces cut at sentence ends,
+        each seeded from the row, joined by a short pause, and scored as one turn."""
         seed = stable_hash("seed", self.config.hub_id, source_id, str(turn)) % (2**31)
+        pieces = synthesis_pieces(text)
+        parts, sr = [], 0
         t0 = time.perf_counter()
         try:
-            samples, sr = self.tts.synthesize(text, speaker, seed)
+            for k, piece in enumerate(pieces):
+                samples, sr = self.tts.synthesize(piece, speaker, seed if k == 0 else (seed + k) % (2**31))
+                parts.append(np.asarray(samples, dtype=np.float32).reshape(-1))
         except Exception as e:  # a backend failure on one row must not stop the build
             raise RowReject("tts_error", f"turn {turn}: {type(e).__name__}: {e}") from None
         finally:
             self.timers.tts += time.perf_counter() - t0
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if len(parts) > 1:  # the pause a speaker makes between sentences
+            gap = np.zeros(int(0.3 * sr), dtype=np.float32)
+            parts = [x for part in parts for x in (part, gap)][:-1]
+        samples = np.concatenate(parts)
         if samples.size == 0 or not np.all(np.isfinite(samples)) or float(np.max(np.abs(samples))) < 1e-4:
             raise RowReject("tts_empty", f"turn {turn}: TTS returned no usable audio")
         seconds = samples.size / sr
-        if seconds > self.options.text.max_seconds:
-            raise RowReject(
-                "audio_too_long", f"turn {turn}: {seconds:.1f} s > {self.options.text.max_seconds:g} s"
-            )
+        limit = self._text_options(role).max_seconds
+        if seconds > limit:
+            raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s")
         return samples, sr
 
     def _transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]:
@@ -222,5 +249,6 @@ def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
         make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers"),
                  reading=plan.get("tts_reading")),
         make_asr(plan["asr"], plan["asr_model"]),
-        SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"])),
+        SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
+                         TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0)),
     )

@@ -47,6 +47,7 @@ class BuildOptions:
     captioner_concurrency: int = 8
     max_kana_cer: float = 0.10
     max_seconds: float = 30.0
+    max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
     num_shards: int | None = None
     shard_index: int | None = None
@@ -69,10 +70,10 @@ class BuildOptions:
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds", "keep_reject_audio")
+                "max_seconds", "max_response_seconds", "keep_reject_audio")
 
 
-PLAN_DEFAULTS = {"keep_reject_audio": False}  # options added later: what plans written before them meant
+PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0}  # options added later: what plans written before them meant
 
 
 class PlanMismatch(RuntimeError):
@@ -147,6 +148,8 @@ def plan_command(opts: BuildOptions) -> str:
     """The command that writes the plan for these options (named in errors and the Slurm dry run)."""
     cmd = ["jaspeech", "build", opts.corpus, "--config", opts.config, "--out", str(opts.out)]
     flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
+    if opts.max_response_seconds != BuildOptions.max_response_seconds:
+        flags += ["--max-response-seconds", repr(opts.max_response_seconds)]
     for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
                         ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
                         ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),

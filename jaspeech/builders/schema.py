@@ -33,6 +33,8 @@ COMMON = {
 }
 
 SFT_FEATURES = Features(COMMON)
+# speech-to-speech configs: assistant turns are spoken too, in one of the assistant voices (asst00, ...)
+S2S_FEATURES = Features({**COMMON, "assistant_speaker": Value("string")})
 DPO_FEATURES = Features({
     **COMMON,
     "chosen": Value("string"),

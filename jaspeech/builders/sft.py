@@ -6,13 +6,18 @@ Configs:
 - `automultiturn` from `kanhatakeyama/AutoMultiTurnByCalm3-22B` (flat `q1, a1, q2, a2`): both questions
   are spoken, both answers are text. A row whose second exchange is missing, empty or unspeakable keeps
   its first exchange (a one-turn row), as the original corpus did; an unusable first exchange rejects it.
+
+Each config has two spoken variants (`--speak`): `<config>-s2s`, where the assistant's responses are spoken
+too (speech-to-speech; the assistant in one of the assistant voices, never the row's user voice), and
+`<config>-spoken-response`, where only the responses are spoken. A response that cannot be spoken (code,
+URLs, tables, formulas) rejects the row from those configs only; the text config keeps it.
 """
 from __future__ import annotations
 
 from jaspeech.builders.adapters import field, require_mapping, turn_list
-from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig
+from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig, speak_variants
 from jaspeech.builders.pipeline import make_tts_builder
-from jaspeech.builders.schema import SFT_FEATURES, Example, RowReject, Turn
+from jaspeech.builders.schema import S2S_FEATURES, SFT_FEATURES, Example, RowReject, Turn
 
 
 def magpie(raw: object) -> Example:
@@ -56,7 +61,7 @@ SPEC = CorpusSpec(
     "for supervised fine-tuning of speech LLMs.",
     language=("ja",),
     tags=("speech", "synthetic", "tts", "japanese", "instruction-tuning"),
-    configs={
+    configs=speak_variants({
         "magpie": SourceConfig(
             name="magpie",
             hub_id="llm-jp/magpie-sft-v1.0",
@@ -109,5 +114,5 @@ SPEC = CorpusSpec(
   howpublished = {\\url{https://huggingface.co/datasets/kanhatakeyama/AutoMultiTurnByCalm3-22B}}
 }""",
         ),
-    },
+    }, S2S_FEATURES),
 )

@@ -40,7 +40,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan)
     source = open_source(spec, plan["input"], cfg, plan["split"])
-    writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features,
+    writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features_of(cfg.name),
                          keep_reject_audio=plan.get("keep_reject_audio", False))
     duplicates = plan["duplicates"]
     t0, before = time.perf_counter(), dict(vars(builder.timers))

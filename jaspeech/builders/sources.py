@@ -214,4 +214,4 @@ class InputSource:
 def open_source(spec, input_spec: str, cfg, split: str):
     """The corpus's own reader if it brings one (FSD50K: a release folder), else `InputSource`."""
     factory = spec.open_source or InputSource
-    return factory(input_spec, cfg.name, cfg.hub_id, split)
+    return factory(input_spec, getattr(cfg, "base", "") or cfg.name, cfg.hub_id, split)  # a spoken variant reads its base

@@ -55,7 +55,7 @@ def front_matter(spec: CorpusSpec, stats: list[ConfigStats]) -> dict:
         ],
         "dataset_info": [
             datasets.DatasetInfo(
-                features=spec.features,
+                features=spec.features_of(s.name),
                 config_name=s.name,
                 splits=[{"name": "train", "num_examples": s.rows, "num_bytes": s.num_bytes}],
             )._to_yaml_dict()

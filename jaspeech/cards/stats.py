@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-_TURN_LEAVES = ["turns.list.element.role", "turns.list.element.cer", "turns.list.element.kana_cer"]
+_TURN_LEAVES = ["turns.list.element.role", "turns.list.element.cer", "turns.list.element.kana_cer",
+                "turns.list.element.duration"]
 
 
 def distribution(values) -> dict[str, float]:
@@ -38,6 +39,10 @@ class ConfigStats:
     kana_cers: array = field(default_factory=lambda: array("d"))
     spoken_turns: int = 0
     turns_per_row: Counter = field(default_factory=Counter)  # number of turns -> rows (partial dialogues)
+    # speech-to-speech configs: spoken seconds by role, each spoken response's length, assistant voice hours
+    role_seconds: Counter = field(default_factory=Counter)
+    response_seconds: array = field(default_factory=lambda: array("d"))
+    assistant_voice_seconds: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
     caption_words: array = field(default_factory=lambda: array("d"))  # captioned corpora
     licenses: Counter = field(default_factory=Counter)  # licence URL -> clips
@@ -58,6 +63,14 @@ class ConfigStats:
     @property
     def input_rows(self) -> int:
         return self.rows + self.rejects
+
+    @property
+    def spoken_responses(self) -> bool:
+        return bool(self.response_seconds)
+
+    @property
+    def response_length(self) -> dict[str, float]:
+        return distribution(self.response_seconds)
 
     @property
     def mean_seconds(self) -> float:
@@ -90,7 +103,8 @@ def config_stats(out: Path, config: str) -> ConfigStats:
         pf = pq.ParquetFile(f)
         s.num_bytes += f.stat().st_size
         names = set(pf.schema_arrow.names)
-        wanted = ["duration", *(c for c in ("speaker", "tts_model", "asr_model", "caption", "captioner", "license",
+        wanted = ["duration", *(c for c in ("speaker", "assistant_speaker", "tts_model", "asr_model", "caption",
+                                             "captioner", "license",
                                              "uploader") if c in names)]
         t = pf.read(columns=wanted + (_TURN_LEAVES if "turns" in names else []))
         s.durations.extend(t.column("duration").to_numpy().astype("float64"))
@@ -113,6 +127,18 @@ def config_stats(out: Path, config: str) -> ConfigStats:
             counts = pc.list_value_length(t.column("turns")).value_counts()
             s.turns_per_row.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
             turns = t.column("turns").combine_chunks().flatten()  # one struct per turn, no Python objects
+            seconds = turns.field("duration").fill_null(0).to_numpy(zero_copy_only=False).astype("float64")
+            roles = turns.field("role").to_numpy(zero_copy_only=False)
+            for role in ("user", "assistant"):
+                s.role_seconds[role] += float(seconds[roles == role].sum())
+            spoken_reply = (roles == "assistant") & (seconds > 0)
+            s.response_seconds.extend(seconds[spoken_reply])
+            if "assistant_speaker" in names:
+                rows = pc.list_parent_indices(t.column("turns").combine_chunks()).to_numpy()
+                per_row = np.bincount(rows[spoken_reply], weights=seconds[spoken_reply], minlength=t.num_rows)
+                for voice, secs in zip(t.column("assistant_speaker").to_pylist(), per_row):
+                    if voice:
+                        s.assistant_voice_seconds[voice] += float(secs)
             user = pc.equal(turns.field("role"), "user")
             s.spoken_turns += pc.sum(user).as_py() or 0
             scored = pc.and_(user, pc.is_valid(turns.field("kana_cer")))

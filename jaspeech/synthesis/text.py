@@ -199,3 +199,25 @@ def estimate_morae(text: str) -> float:
 
 def estimate_seconds(text: str, options: TextOptions = TextOptions()) -> float:
     return estimate_morae(text) / options.morae_per_second
+
+
+# --- long texts -----------------------------------------------------------------------------------
+
+PIECE_CHARS = 400  # ~1 minute of speech: longer texts (spoken responses) are synthesised in pieces
+
+
+def synthesis_pieces(text: str, max_chars: int = PIECE_CHARS) -> list[str]:
+    """`text` cut at sentence ends into pieces of at most `max_chars` (a longer sentence stays whole).
+
+    A text that fits is one piece, unchanged. Pieces keep every character, so joined they are the text.
+    """
+    if len(text) <= max_chars:
+        return [text]
+    sentences = [s for s in re.split(f"(?<=[{_SENTENCE_END}])", text) if s]
+    pieces: list[str] = []
+    for sentence in sentences:
+        if pieces and len(pieces[-1]) + len(sentence) <= max_chars:
+            pieces[-1] += sentence
+        else:
+            pieces.append(sentence)
+    return pieces
