@@ -47,6 +47,9 @@ class Example:
     response: str | None = None
     chosen: str | None = None
     rejected: str | None = None
+    # speech-to-speech rows: the spoken assistant turns' audio as stored (HF `Audio(decode=False)` values, in
+    # order), for S2S training a user adds; the model itself still predicts the response text
+    response_audio: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -144,15 +147,20 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
         return True
 
     def spoken_turns(pairs) -> tuple[list[dict], list] | None:
-        """[(role, text, audio-or-None)] -> (turns, clips); None if a spoken turn's clip is unusable."""
+        """[(role, text, audio-or-None)] -> (turns, clips); None if a spoken turn's clip is unusable.
+
+        A user turn is heard when it carries audio (a `-spoken-response` row's user turns are text); an
+        assistant turn's audio (speech-to-speech rows) is not an input and is left to `response_audio`.
+        """
         turns, clips = [], []
         for role, text, audio in pairs:
-            if role == "user":
+            spoken = role == "user" and audio is not None
+            if spoken:
                 c = clip(audio)
                 if c is None:
                     return None
                 clips.append(c)
-            turns.append({"role": role, "text": text, "spoken": role == "user"})
+            turns.append({"role": role, "text": text, "spoken": spoken})
         return turns, clips
 
     for row in rows:
@@ -172,8 +180,10 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
                 if text and (c := clip(audio)) is not None:
                     yield Example("asr_ja", [], [c], response=text)
         elif kind == "jaspeech-sft":
+            response_audio = []
             if schema == "turns":
                 pairs = [(t["role"], t["text"], t["audio"] if t["role"] == "user" else None) for t in row["turns"]]
+                response_audio = [t["audio"] for t in row["turns"] if t["role"] == "assistant" and t.get("audio")]
             elif schema == "magpie":
                 pairs = [("user", row.get("instruction") or "", row["instruction_audio"]), ("assistant", row["response"], None)]
             else:
@@ -184,7 +194,8 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
             got = spoken_turns(pairs)
             if got is not None:
                 turns, clips = got
-                yield Example("instruction", turns[:-1], clips, response=turns[-1]["text"])
+                yield Example("instruction", turns[:-1], clips, response=turns[-1]["text"],
+                              response_audio=response_audio)
         else:  # jaspeech-dpo
             if schema == "turns":
                 pairs = [(t["role"], t["text"], t["audio"] if t["role"] == "user" else None) for t in row["turns"]]
