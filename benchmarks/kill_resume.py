@@ -74,20 +74,29 @@ def main(argv: list[str] | None = None) -> int:
         clean_s = time.perf_counter() - t0
         killed = 0
         progress: list[int] = []
+        per_shard = clean_s / args.shards
+        manifests = resumed / "manifests" / "magpie"
         for k in range(args.kills):
+            # kill at a random moment inside what is left: once a random number of further shards is
+            # complete, plus a random part of a shard's time (a time alone misses when the load changes)
+            done = progress[-1] if progress else 0
+            target = rng.randint(done, max(done, args.shards - 3))
+            extra = rng.uniform(0.0, 0.5) * per_shard
             proc = subprocess.Popen(command(resumed, tmp / "input.jsonl", args.shards, args.workers),
                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            remaining = 1 - (progress[-1] if progress else 0) / args.shards
-            delay = rng.uniform(0.3, 0.8) * clean_s * max(remaining, 0.2)  # somewhere inside what is left
-            time.sleep(delay)
+            t_start = time.perf_counter()
+            while proc.poll() is None and len(list(manifests.glob("train-*.json"))) < target:
+                time.sleep(0.05)
+            time.sleep(extra)
             alive = proc.poll() is None
             if alive:
                 os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the driver and its workers
                 killed += 1
             proc.wait()
-            done = len(list((resumed / "manifests" / "magpie").glob("train-*.json")))
+            done = len(list(manifests.glob("train-*.json")))
             progress.append(done)
-            print(f"run {k + 1}: {'killed' if alive else 'finished'} after {delay:.1f} s, {done}/{args.shards} shards complete")
+            print(f"run {k + 1}: {'killed' if alive else 'finished'} after {time.perf_counter() - t_start:.1f} s, "
+                  f"{done}/{args.shards} shards complete")
         subprocess.run(command(resumed, tmp / "input.jsonl", args.shards, args.workers), check=True,
                        stdout=subprocess.DEVNULL)
         ref_rows, ref_pos, ref_files = contents(reference)

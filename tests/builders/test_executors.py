@@ -85,7 +85,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "kill_resume.py"
 
 def test_multi_worker_build_killed_three_times_matches_an_uninterrupted_one():
     """benchmarks/kill_resume.py: 2 workers, SIGKILL at 3 random moments, resume, compare with a clean build."""
-    result = subprocess.run([sys.executable, str(BENCH), "--rows", "160", "--kills", "3", "--workers", "2",
+    result = subprocess.run([sys.executable, str(BENCH), "--rows", "96", "--kills", "3", "--workers", "2",
                              "--seed", "1"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout and result.stdout.count("killed after") == 3
