@@ -2,14 +2,14 @@
 # Set up jaspeech with the offline default stack in ./.venv (idempotent; safe to rerun).
 #   - Debian's FFmpeg 5.1 libraries, which torchcodec 0.13 (audio decoding in `datasets`) loads
 #   - Debian's chromium + chromium-driver, for the browser test of `jaspeech view` (selenium drives them;
-#     nothing is downloaded at test time), and fonts-noto-cjk so its screenshots show Japanese, not boxes
+#     nothing is downloaded at test time)
 #   - CPU torch 2.13.0 + torchcodec 0.13.0, then a plain pip install of the package with its offline, audio,
 #     view and test extras (the offline extra brings pyopenjtalk-plus with its Sudachi dictionary)
 #   - upstream CosyVoice (the cosyvoice2-fr-infer wheel) and openai-whisper without their declared pins
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-libs="libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 chromium chromium-driver fonts-noto-cjk"
+libs="libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 chromium chromium-driver"
 if ! dpkg -s $libs >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
