@@ -101,7 +101,7 @@ def test_tts_card_front_matter_parses_with_the_right_facts(built, corpus, licens
     spec = corpus_spec(corpus)
     assert data["license"] == licenses and data["language"] == ["ja"]
     assert {k: data.get(k) for k in extra} == extra
-    assert data["source_datasets"] == [c.hub_id for c in spec.configs.values()]
+    assert data["source_datasets"] == list(dict.fromkeys(c.hub_id for c in spec.configs.values()))
     assert "tts" in data["tags"] and data["task_categories"] == list(spec.task_categories)
     body = (out / "README.md").read_text(encoding="utf-8")
     if corpus == "jaspeech-sft-audio":

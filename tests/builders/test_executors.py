@@ -100,6 +100,8 @@ def test_local_workers_are_pinned_round_robin_to_visible_gpus(monkeypatch):
 
     from jaspeech.builders import executors
 
+    for var in ("OMP_NUM_THREADS", "JASPEECH_ASR_THREADS", "JASPEECH_TTS_THREADS"):
+        monkeypatch.delenv(var, raising=False)  # the initializer sets them: restored for the tests after this one
     slot = mp.get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(5):

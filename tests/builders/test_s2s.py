@@ -96,6 +96,7 @@ def test_a_long_response_is_split_synthesised_and_scored_as_one_turn(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [_row(0, "よく眠るためのコツを教えてください。", LONG)])
     _build(out, "magpie", path, speak="both", asr="faster-whisper", max_kana_cer=0.3)
     assert_accounted(out, "magpie-s2s", 1)
+    assert reject_reasons(out, "magpie-s2s") == {}, (out / "rejects" / "magpie-s2s").glob("*.jsonl").__next__().read_text()
     row = _rows(out, "magpie-s2s")[0]
     reply = row["turns"][1]
     assert reply["duration"] > 30  # one turn, longer than a Whisper window
