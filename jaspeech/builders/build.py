@@ -48,7 +48,7 @@ class BuildOptions:
     captioner_url: str | None = None
     captioner_concurrency: int = 8
     max_kana_cer: float = 0.10
-    max_seconds: float = 30.0
+    max_seconds: float = 120.0
     num_shards: int | None = None
     shard_index: int | None = None
     workers: int = 1
