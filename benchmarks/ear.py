@@ -5,16 +5,17 @@ the real pipeline (`RowBuilder.prepare`, then `finish` in groups of 16 rows, as 
 default stack (Kokoro TTS, Whisper base int8 through faster-whisper), and prints side by side:
 
 - per config: rows that reached the round trip, rows a single (greedy) listening rejects, rows still
-  rejected after the second (beam search) listening of the failed turns, and ASR seconds for one
-  listening vs both;
-- every turn the first listening failed: its text, both transcripts and their kana-CER, so a person
-  can judge whether the voice or the ear was wrong;
+  rejected after the second listening of the failed turns (beam search over the kept encoder output),
+  and ASR seconds for one listening vs both;
+- every turn the first listening failed: its text, both transcripts, their readings (what kana-CER
+  compares) and kana-CER, so a person can judge whether the voice or the ear was wrong;
 - Whisper base's corpus-level CER on this synthetic speech (kotoba-whisper protocol, the one behind the
   published ~29 % on Common Voice 8 ja) and kana-CER, first listening, all spoken turns.
 
     python benchmarks/ear.py                                          # the four bundled samples
     python benchmarks/ear.py --input rows.jsonl:jaspeech-sft-audio:magpie --no-samples
     python benchmarks/ear.py --audio-cache build/ear-audio.pkl        # keep the synthesis for reruns
+    python benchmarks/ear.py --audio-cache build/ear-audio.pkl --strong-beam 5   # another second listening
 
 Timings depend on the machine's load; ASR seconds of both columns come from the same run.
 """
@@ -119,12 +120,14 @@ def main() -> None:
                     help="another input file in a source's schema, e.g. rows.jsonl:jaspeech-sft-audio:magpie")
     ap.add_argument("--no-samples", action="store_true", help="only the --input files")
     ap.add_argument("--audio-cache", type=Path, help="pickle of the synthesised rows, written once and reused")
+    ap.add_argument("--strong-beam", type=int, help="beam size of the second listening (default: the backend's, 10)")
     args = ap.parse_args()
 
-    from jaspeech.synthesis.asr import make_asr
+    from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
     from jaspeech.synthesis.tts import make_tts
 
-    tts, asr = make_tts("kokoro"), make_asr("faster-whisper")
+    tts = make_tts("kokoro")
+    asr = FasterWhisperASR() if args.strong_beam is None else FasterWhisperASR(strong_beam_size=args.strong_beam)
     cache = pickle.loads(args.audio_cache.read_bytes()) if args.audio_cache and args.audio_cache.exists() else {}
     jobs = [] if args.no_samples else [(corpus, config, "sample") for corpus, config in SAMPLES]
     for item in args.input:
@@ -156,8 +159,9 @@ def main() -> None:
         for f in t.failed_turns:
             verdict = "kept" if f["second_kana_cer"] <= SynthesisOptions().max_kana_cer else "rejected"
             print(f"- {t.config} row {f['row']} turn {f['turn']}: {f['first_kana_cer']:.3f} -> "
-                  f"{f['second_kana_cer']:.3f} {verdict}\n    text:   {f['text']}\n    first:  {f['first']}\n"
-                  f"    second: {f['second']}")
+                  f"{f['second_kana_cer']:.3f} {verdict}")
+            for label, text in (("text", f["text"]), ("first", f["first"]), ("second", f["second"])):
+                print(f"    {label + ':':<8}{text}\n    {'':<8}{kana_reading(text)}")
 
     chars = corpus_rates([kotoba_normalize(x) for x in total.texts], [kotoba_normalize(x) for x in total.first])
     kana = corpus_rates([kana_reading(x) for x in total.texts], [kana_reading(x) for x in total.first])

@@ -33,9 +33,11 @@ from jaspeech.builders.sources import SAMPLES_DIR
 from jaspeech.synthesis.text import (
     _SENTENCE_END,
     _SMALL_KANA,
+    MORAE,
     TextOptions,
     Unspeakable,
     _script,
+    character_classes,
     estimate_morae,
     estimate_seconds,
     prepare_for_speech,
@@ -135,29 +137,6 @@ def _pct(errors: np.ndarray) -> str:
             f"p5 {q[1]:+6.1f}  median {q[2]:+6.1f}  p95 {q[3]:+6.1f}  max {q[4]:+6.1f}")
 
 
-CLASSES = ("kana", "kanji", "digit", "letter", "sentence break", "comma")
-
-
-def class_counts(text: str) -> list[float]:
-    """Characters per class, as `estimate_morae` weighs them (the final stop not counted)."""
-    counts = dict.fromkeys(CLASSES, 0.0)
-    for c in text.rstrip(_SENTENCE_END):
-        s = _script(c)
-        if s == "kana":
-            counts["kana"] += c not in _SMALL_KANA
-        elif s == "han":
-            counts["kanji"] += 1
-        elif c.isdigit():
-            counts["digit"] += 1
-        elif s in ("latin", "hangul", "other"):
-            counts["letter"] += 1
-        elif c in _SENTENCE_END:
-            counts["sentence break"] += 1
-        elif c in "、,":
-            counts["comma"] += 1
-    return list(counts.values())
-
-
 def previous_estimate(text: str) -> float:
     """The estimate this replaced: kanji 2 morae, digits 1.5, letters 1, every stop or comma a 2-mora pause, 6.5/s."""
     morae = 0.0
@@ -173,7 +152,7 @@ def report(out: Path) -> None:
     rows = [r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines()) if (r["text"], r["speaker"]) in wanted]
     seconds = np.array([r["seconds"] for r in rows])
     speed = np.array([r["speed"] for r in rows])
-    counts = np.array([class_counts(r["text"]) for r in rows])
+    counts = np.array([list(character_classes(r["text"]).values()) for r in rows], dtype=float)
     # relative least squares: every text counts by its relative error, whatever its length
     per_class, *_ = np.linalg.lstsq(counts / seconds[:, None], np.ones(len(rows)), rcond=None)
     morae = np.array([estimate_morae(r["text"]) for r in rows])
@@ -184,8 +163,8 @@ def report(out: Path) -> None:
 
     print(f"{len(rows)} texts, {seconds.sum():.0f} s of speech ({seconds.min():.1f}-{seconds.max():.1f} s), "
           f"{len({r['speaker'] for r in rows})} speakers")
-    print("fitted seconds per character: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(CLASSES, per_class)))
-    print("  in kana morae: " + ", ".join(f"{k} {v / per_class[0]:.2f}" for k, v in zip(CLASSES, per_class))
+    print("fitted seconds per character: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(MORAE, per_class)))
+    print("  in kana morae (text.MORAE): " + ", ".join(f"{k} {v / per_class[0]:.2f}" for k, v in zip(MORAE, per_class))
           + f"; {1 / per_class[0]:.2f} morae per second")
     everyone = np.ones(len(rows), bool)
     print(f"fitted rate for estimate_morae: {rate(everyone):.2f} morae per second (per speaker speed: "

@@ -185,30 +185,35 @@ def detect_language(text: str) -> str:
 _SMALL_KANA = set("ぁぃぅぇぉゃゅょゎァィゥェォャュョヮ")
 
 
-def estimate_morae(text: str) -> float:
-    """Speaking length in kana morae, each character class weighted as the default Kokoro voices say it.
+# Kana-mora equivalents per character class, as the default Kokoro voices say them: fitted by relative
+# least squares on 256 measured texts (`benchmarks/speech_rate.py`). A sentence break includes Kokoro's
+# 0.35 s pause; the text's final stop costs nothing, as synthesis trims trailing silence.
+MORAE = {"kana": 1.0, "kanji": 1.7, "digit": 1.8, "letter": 1.7, "sentence break": 3.2, "comma": 1.9}
 
-    Weights fitted by relative least squares on 256 measured texts (`benchmarks/speech_rate.py`):
-    a kanji takes 1.7 kana morae, a digit 1.8, a Latin letter 1.7, a comma 1.9 and a break between
-    sentences 3.2 (Kokoro pauses 0.35 s); the text's final stop costs nothing, as synthesis trims
-    trailing silence.
-    """
-    morae = 0.0
+
+def character_classes(text: str) -> dict[str, int]:
+    """How many characters of each `MORAE` class `text` holds (small kana, symbols and spaces not counted)."""
+    counts = dict.fromkeys(MORAE, 0)
     for c in text.rstrip(_SENTENCE_END):
         s = _script(c)
         if s == "kana":
-            morae += 0.0 if c in _SMALL_KANA else 1.0
+            counts["kana"] += c not in _SMALL_KANA
         elif s == "han":
-            morae += 1.7
+            counts["kanji"] += 1
         elif c.isdigit():
-            morae += 1.8
+            counts["digit"] += 1
         elif s in ("latin", "hangul", "other"):
-            morae += 1.7
+            counts["letter"] += 1
         elif c in _SENTENCE_END:
-            morae += 3.2
+            counts["sentence break"] += 1
         elif c in "、,":
-            morae += 1.9
-    return morae
+            counts["comma"] += 1
+    return counts
+
+
+def estimate_morae(text: str) -> float:
+    """Speaking length in kana morae: each character weighted by its class (`MORAE`)."""
+    return sum(MORAE[k] * n for k, n in character_classes(text).items())
 
 
 def estimate_seconds(text: str, options: TextOptions = TextOptions()) -> float:

@@ -29,6 +29,8 @@ TOKENS_PER_SECOND = 15
 class TransformersWhisperASR:
     def __init__(self, model: str = "openai/whisper-large-v3", device: str | None = None,
                  batch_size: int = 16, max_new_tokens: int = 440, strong_num_beams: int = 5) -> None:
+        # beam 5 is Whisper's usual beam for large checkpoints; not measured here (no GPU): the offline
+        # backend's beam 10 was measured on Whisper base only
         import torch
         from transformers import AutoProcessor, WhisperForConditionalGeneration
         from transformers.modeling_outputs import BaseModelOutput
