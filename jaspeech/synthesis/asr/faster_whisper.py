@@ -58,14 +58,14 @@ class FasterWhisperASR:
 
     A clip longer than one 30 s window is cut in pauses (`split_at_pauses`) and its windows'
     transcripts are joined. Each window is encoded once and decoded without timestamps or a previous
-    text prompt, with faster-whisper's default token suppression: greedy on the first listening,
-    beam search on the second (`strong=True`, only for clips whose first transcript failed the
-    threshold), which reuses the encoder output kept from the first (`RecentWindows`). Beam 10 because
-    it measured best on the bundled samples (`benchmarks/ear.py`: 7 of 20 failed turns heard right,
-    beam 5: 5, for 5.3 % more ASR time instead of 4.3 %). Both decode at
-    temperature 0 only: Whisper's usual temperature fallback re-decodes doubtful windows by sampling,
-    and CTranslate2's sampler is seeded per thread from the system's entropy, so a transcript would
-    change from run to run. One window at a time keeps a clip's transcript independent of the others.
+    text prompt, with faster-whisper's default token suppression: greedy on the first listening, beam
+    search on the second (`strong=True`, only for clips whose first transcript failed the threshold),
+    which reuses the encoder output kept from the first (`RecentWindows`; Whisper base: 3 MB a window).
+    Beam 10 measured best on the bundled samples (`benchmarks/ear.py`: 7 of 20 failed turns heard
+    right, beam 5: 5, for 5.3 % more ASR time instead of 4.3 %). Both decode at temperature 0 only:
+    Whisper's usual temperature fallback re-decodes doubtful windows by sampling, and CTranslate2's
+    sampler is seeded per thread from the system's entropy, so a transcript would change from run to
+    run. One window at a time keeps a clip's transcript independent of the others.
     """
 
     def __init__(self, model: str | None = None, compute_type: str = "int8", beam_size: int = 1,
