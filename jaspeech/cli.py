@@ -48,7 +48,7 @@ def _build_parser(sub) -> None:
     p.add_argument("--captioner-url", default=None, help="openai: the server's base URL, e.g. http://host:8000/v1")
     p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
-    p.add_argument("--max-seconds", type=float, default=30.0, help="longest spoken turn in seconds (default 30)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="longest spoken turn in seconds of synthesised audio (default 120)")
     p.add_argument("--max-response-seconds", type=float, default=600.0,
                    help="speech-to-speech configs: longest spoken response; longer ones reject the row as "
                    "too_long (default 600)")

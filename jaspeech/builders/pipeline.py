@@ -16,7 +16,7 @@ from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
 from jaspeech.synthesis.audio import encode_flac
-from jaspeech.synthesis.roundtrip import score_turn, unreadable_kanji
+from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import assign_assistant_voice, assign_speaker, stable_hash
 from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
 from jaspeech.synthesis.tts import TTSBackend
@@ -35,8 +35,18 @@ class Timers:
     """Seconds spent inside the backends, to measure orchestration overhead against wall time."""
 
     tts: float = 0.0
-    asr: float = 0.0
+    asr: float = 0.0  # both listenings
+    asr_second: float = 0.0  # the part of `asr` spent on second listenings
     caption: float = 0.0
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A spoken turn's round-trip result: the score that decides, after `passes` listenings."""
+
+    score: TurnScore
+    passes: int
+    first: TurnScore | None = None  # the failed first listening, when there was a second
 
 
 @dataclass
@@ -137,7 +147,13 @@ class RowBuilder:
     def finish(self, pending: list[Pending]) -> list[dict | RowReject]:
         """The round trip for several rows in one ASR call (GPU backends batch it), then the output rows.
 
-        If the batched call fails, each row is retried alone, so one bad clip rejects only its own row.
+        A turn whose first transcript fails the threshold is listened to once more, more carefully
+        (`transcribe(..., strong=True)`: beam search), in one call for all such turns of the group;
+        the row is rejected only if that fails too. Most first-pass failures on clean synthetic speech
+        are the ear's (Whisper base greedy mishearing a rare word), not the voice's, so the second
+        listening keeps them at the cost of decoding a few clips again. The turn records the transcript
+        that decided (`asr_passes`: 1 or 2). If a batched call fails, each row is retried alone, so one
+        bad clip rejects only its own row.
         """
         if self.asr is None:
             return [self._row(p, {}) for p in pending]
@@ -148,24 +164,48 @@ class RowBuilder:
             if len(pending) == 1:
                 return [pending[0].reject(batch_error.reason, batch_error.detail)]
             return [r for p in pending for r in self.finish([p])]
-        per_row: list[dict[int, str]] = [{} for _ in pending]
+        scores: list[dict[int, Heard]] = [{} for _ in pending]
         for (n, i), text in zip(clips, heard):
-            per_row[n][i] = text
-        return [self._row(p, t) for p, t in zip(pending, per_row)]
+            scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 1)
+        again = [(n, i) for n, i in clips if self._fails(scores[n][i].score)]
+        errors = self._listen_again(pending, scores, again) if again else {}
+        return [errors[n] if n in errors else self._row(p, scores[n]) for n, p in enumerate(pending)]
 
-    def _row(self, p: Pending, transcripts: dict[int, str]) -> dict | RowReject:
-        scores = {i: score_turn(p.texts[i], t) for i, t in transcripts.items()}
-        for i, s in sorted(scores.items()):
-            if math.isnan(s.kana_cer) or s.kana_cer > self.options.max_kana_cer:
+    def _fails(self, score: TurnScore) -> bool:
+        return math.isnan(score.kana_cer) or score.kana_cer > self.options.max_kana_cer
+
+    def _listen_again(self, pending: list[Pending], scores: list[dict[int, Heard]],
+                      clips: list[tuple[int, int]]) -> dict[int, RowReject]:
+        """Listen again to `clips` (row, turn), updating `scores`; returns rejects for rows it could not run for."""
+        try:
+            heard = self._transcribe([pending[n].audios[i] for n, i in clips], strong=True)
+        except RowReject as e:
+            rows = sorted({n for n, _ in clips})
+            if len(rows) == 1:
+                return {rows[0]: pending[rows[0]].reject(e.reason, f"second listening: {e.detail}")}
+            errors: dict[int, RowReject] = {}
+            for n in rows:
+                errors.update(self._listen_again(pending, scores, [c for c in clips if c[0] == n]))
+            return errors
+        for (n, i), text in zip(clips, heard):
+            scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 2, first=scores[n][i].score)
+        return {}
+
+    def _row(self, p: Pending, heard: dict[int, Heard]) -> dict | RowReject:
+        for i, h in sorted(heard.items()):
+            if self._fails(h.score):
+                first = f"first {h.first.kana_cer:.3f} heard {h.first.transcript!r}; " if h.first else ""
                 return p.reject(
                     "roundtrip",
-                    f"turn {i}: kana_cer {s.kana_cer:.3f} > {self.options.max_kana_cer:g}; heard {s.transcript!r}",
+                    f"turn {i}: kana_cer {h.score.kana_cer:.3f} > {self.options.max_kana_cer:g} after "
+                    f"{h.passes} listening{'s' if h.passes > 1 else ''}; {first}heard {h.score.transcript!r}",
                 )
         turns = []
         for i, role in enumerate(p.roles):
             if i in p.audios:
                 samples, sr = p.audios[i]
-                s = scores.get(i)
+                h = heard.get(i)
+                s = h.score if h else None
                 turns.append(
                     {
                         "role": role,
@@ -175,11 +215,12 @@ class RowBuilder:
                         "transcript": s.transcript if s else None,
                         "cer": s.cer if s else None,
                         "kana_cer": s.kana_cer if s else None,
+                        "asr_passes": h.passes if h else None,
                     }
                 )
             else:
                 turns.append({"role": role, "text": p.texts[i], "audio": None, "duration": None,
-                              "transcript": None, "cer": None, "kana_cer": None})
+                              "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None})
         return {
             "id": f"{self.config.name}-{p.source_id}",
             "source_dataset": self.config.hub_id,
@@ -223,16 +264,19 @@ class RowBuilder:
             raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s")
         return samples, sr
 
-    def _transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]:
+    def _transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
         if not audios:
             return []
         t0 = time.perf_counter()
         try:
-            transcripts = self.asr.transcribe(audios)
+            transcripts = self.asr.transcribe(audios, strong=True) if strong else self.asr.transcribe(audios)
         except Exception as e:
             raise RowReject("asr_error", f"{type(e).__name__}: {e}") from None
         finally:
-            self.timers.asr += time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.timers.asr += seconds
+            if strong:
+                self.timers.asr_second += seconds
         if len(transcripts) != len(audios):
             raise RowReject("asr_error", f"{len(transcripts)} transcripts for {len(audios)} clips")
         return list(transcripts)

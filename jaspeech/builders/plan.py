@@ -46,7 +46,7 @@ class BuildOptions:
     captioner_url: str | None = None
     captioner_concurrency: int = 8
     max_kana_cer: float = 0.10
-    max_seconds: float = 30.0
+    max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
     num_shards: int | None = None

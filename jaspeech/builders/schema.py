@@ -18,6 +18,7 @@ TURN = {
     "transcript": Value("string"),  # ASR round-trip transcript; null if not spoken or --asr none
     "cer": Value("float32"),  # kotoba-whisper-normalised CER of transcript vs text
     "kana_cer": Value("float32"),  # CER of the katakana readings (the filter's criterion)
+    "asr_passes": Value("int8"),  # 1: the first (greedy) transcript passed; 2: a second, beam-search one did
 }
 
 COMMON = {

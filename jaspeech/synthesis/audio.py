@@ -52,3 +52,36 @@ def decode_audio_value(audio: dict | None) -> tuple[np.ndarray, int]:
     if samples.size == 0:
         raise ValueError("empty audio")
     return samples, sr
+
+
+def split_at_pauses(samples: np.ndarray, sample_rate: int, max_seconds: float = 30.0,
+                    search_seconds: float = 10.0) -> list[np.ndarray]:
+    """Cut a clip into consecutive pieces of at most `max_seconds`, each cut in a pause.
+
+    Whisper hears 30 s at a time. A clip cut at exactly 30 s may split a word between two windows, and
+    both halves are then misheard; a cut in the quietest 200 ms of the last `search_seconds` before the
+    limit falls between sentences or clauses of read speech (Kokoro leaves 0.35 s between sentences).
+    Where there is no pause, the quietest moment still is the best guess. The pieces are views of
+    `samples` and join back to it exactly; the result depends only on the clip.
+    """
+    limit = int(max_seconds * sample_rate)
+    if samples.size <= limit:
+        return [samples]
+    frame = max(1, int(0.02 * sample_rate))
+    n_frames = samples.size // frame
+    energy = np.square(samples[: n_frames * frame].astype(np.float64)).reshape(n_frames, frame).mean(axis=1)
+    smooth = np.convolve(energy, np.ones(10) / 10, mode="same")  # 10 frames of 20 ms
+    pieces, start = [], 0
+    while samples.size - start > limit:
+        lo = -(-(start + max(1, limit - int(search_seconds * sample_rate))) // frame)  # first whole frame
+        hi = (start + limit) // frame  # frames lo..hi-1 end before the limit
+        region = smooth[lo:hi]
+        if region.size == 0:  # a search span shorter than one frame: cut at the limit
+            cut = start + limit
+        else:
+            k = lo + region.size - 1 - int(np.argmin(region[::-1]))  # the latest of equally quiet frames
+            cut = k * frame + frame // 2
+        pieces.append(samples[start:cut])
+        start = cut
+    pieces.append(samples[start:])
+    return pieces

@@ -16,6 +16,7 @@ from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import SAMPLES_DIR
 from jaspeech.cli import main
+from jaspeech.synthesis.text import TextOptions
 from jaspeech.synthesis.tts import make_tts
 from tests.conftest import assert_accounted, reject_reasons, write_jsonl
 
@@ -99,7 +100,7 @@ class Failing:
         if "無音" in text:
             return np.zeros(2400, np.float32), 24000
         if "長い" in text:
-            return np.full(24000 * 31, 0.1, np.float32), 24000
+            return np.full(int(24000 * (TextOptions().max_seconds + 1)), 0.1, np.float32), 24000
         return np.full(2400, 0.1, np.float32), 24000
 
     def transcribe(self, audios):

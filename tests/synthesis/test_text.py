@@ -1,6 +1,13 @@
 import pytest
 
-from jaspeech.synthesis.text import TextOptions, Unspeakable, detect_language, estimate_seconds, prepare_for_speech
+from jaspeech.synthesis.text import (
+    HOPELESS,
+    TextOptions,
+    Unspeakable,
+    detect_language,
+    estimate_seconds,
+    prepare_for_speech,
+)
 
 
 def reason(text, **kw):
@@ -37,18 +44,38 @@ def test_nfkc_and_invisible_characters():
         ("你好，谢谢", "not_japanese"),
         ("안녕하세요", "not_japanese"),
         ("あ" * 5000, "too_long"),
-        ("日本の歴史について詳しく説明してください。" * 8, "too_long"),
+        ("日本の歴史について詳しく説明してください。" * 80, "too_long"),  # ~5 min of speech
     ],
 )
 def test_unspeakable_rows_get_a_reason(text, expected):
     assert reason(text) == expected
 
 
-def test_length_limit_is_configurable():
+def test_only_hopeless_lengths_are_rejected_before_synthesis():
+    """The estimate only saves synthesising what cannot fit; the measured audio judges the rest."""
     text = "日本の歴史について詳しく説明してください。"
+    seconds = estimate_seconds(text)
+    assert 2.0 < seconds < 6.0
+    assert prepare_for_speech(text, TextOptions(max_seconds=seconds * 0.8)) == text  # over, but maybe not in audio
+    assert reason(text, max_seconds=seconds / (HOPELESS + 0.1)) == "too_long"
+
+
+def test_a_long_instruction_is_speakable_by_default():
+    """A passage to summarise, ~50 s of speech: rejected by the old 30 s default, kept by the 120 s one."""
+    text = ("次の文章を三つの要点にまとめてください。私たちの町では、十年ほど前から商店街の空き店舗が目立つようになりました。"
+            "駅前に大きな商業施設ができたことで、買い物客の多くがそちらに流れてしまったのです。"
+            "そこで商店会は、空き店舗を若い人たちに安く貸し出し、カフェや雑貨店、小さな工房を開いてもらう取り組みを始めました。"
+            "今では、空き店舗の数は半分以下に減り、商店街は町の新しい顔になりつつあります。")
+    assert TextOptions().max_seconds >= 120
+    assert 30 < estimate_seconds(text) < 60
     assert prepare_for_speech(text) == text
-    assert reason(text, max_seconds=2.0) == "too_long"
-    assert estimate_seconds(text) > 2.0
+
+
+def test_the_estimate_weighs_characters_as_the_voices_speak_them():
+    """Kanji take longer than kana, a sentence break adds a pause, the final stop adds nothing."""
+    assert estimate_seconds("会議") > estimate_seconds("かい")
+    assert estimate_seconds("はい。") == estimate_seconds("はい")
+    assert estimate_seconds("はい。はい") > estimate_seconds("はいはい")
 
 
 @pytest.mark.parametrize(

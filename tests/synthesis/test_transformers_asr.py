@@ -57,9 +57,9 @@ def test_batched_transcription_forces_japanese(tiny_whisper):
     seen = []
     generate = asr.model.generate
 
-    def spy(features, **kw):
-        out = generate(features, **kw)
-        seen.append((features.shape[0], kw["language"], kw["task"]))
+    def spy(**kw):
+        out = generate(**kw)
+        seen.append((kw["encoder_outputs"].last_hidden_state.shape[0], kw["language"], kw["task"]))
         return out
 
     asr.model.generate = spy
@@ -96,3 +96,34 @@ def test_transformers_asr_in_a_build(tiny_whisper, tmp_path):
                        tts="openjtalk", asr="transformers", asr_model=str(folder), quiet=True))
     assert_accounted(out, "magpie", 3)
     assert set(reject_reasons(out, "magpie").values()) == {"roundtrip"}
+
+
+def test_long_clips_are_heard_in_windows_and_the_second_listening_reuses_the_encoder(tiny_whisper):
+    """A 44 s clip is two short-form windows cut in a pause (not 30 s and a silent truncation); the
+    second listening is beam search over the encoder outputs kept from the first."""
+    folder, _ = tiny_whisper
+    asr = make_asr("transformers", str(folder))
+    asr.max_new_tokens = 5
+    seen, encoded = [], []
+    generate = asr.model.generate
+
+    def spy(**kw):
+        seen.append((tuple(kw["encoder_outputs"].last_hidden_state.shape[:2]), kw["num_beams"]))
+        return generate(**kw)
+
+    asr.model.generate = spy
+    hook = asr.model.model.encoder.register_forward_hook(lambda module, args, out: encoded.append(args[0].shape))
+    rng = np.random.default_rng(1)
+    sentence = [(rng.standard_normal(16000 * 7) * 0.1).astype(np.float32) for _ in range(6)]
+    pause = np.zeros(16000 // 3, np.float32)
+    long = np.concatenate([x for s in sentence for x in (s, pause)])  # 44 s: pauses every 7 s
+    short = (rng.standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    first = asr.transcribe([(long, 16000), (short, 16000)])
+    second = asr.transcribe([(long, 16000), (short, 16000)], strong=True)
+    hook.remove()
+    assert len(first) == len(second) == 2 and all(isinstance(t, str) and t for t in first + second)
+    # one batch of three windows (two for the long clip, one for the short), each one 30 s encoder window
+    assert seen == [((3, 1500), 1), ((3, 1500), 5)]
+    assert [tuple(s) for s in encoded] == [(3, 80, 3000)]  # encoded once, for the first listening only
+    asr._recent = type(asr._recent)()  # forget: the same beam search from a fresh encoding agrees
+    assert asr.transcribe([(long, 16000), (short, 16000)], strong=True) == second

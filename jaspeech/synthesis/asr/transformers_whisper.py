@@ -2,22 +2,38 @@
 
 Batched on GPU (fp16) or CPU (fp32), language `ja`, task `transcribe`: the same round trip and scores as
 the offline faster-whisper backend, for GPU clusters. Clips arrive in groups of rows from the build
-(see `RowBuilder.finish`) and are transcribed `batch_size` at a time.
+(see `RowBuilder.finish`). A clip longer than one 30 s window is cut in pauses (`split_at_pauses`),
+every window of every clip is decoded short-form, `batch_size` windows at a time, and each clip's
+windows' transcripts are joined. (The feature extractor alone would silently keep only the first
+30 s; transformers' own sequential long-form path needs timestamp decoding and breaks with beam search
+when a window decodes to nothing.) The first pass is greedy; the second (`strong=True`, only for
+clips whose first transcript failed the threshold) is beam search over the encoder outputs kept from
+the first (`RecentWindows`). Neither samples.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from jaspeech.synthesis.audio import resample
+from jaspeech.synthesis.asr import RecentWindows
+from jaspeech.synthesis.audio import resample, split_at_pauses
 
 WHISPER_SR = 16000
+# Whisper tokens per second of read Japanese stay under ~6 (measured: 250 tokens for 50 s of Kokoro
+# speech); 15 leaves room for rare kanji split into byte tokens. A window's decode stops there, so a
+# runaway repetition ends after a few seconds' worth of tokens instead of the full 440.
+TOKENS_PER_SECOND = 15
 
 
 class TransformersWhisperASR:
     def __init__(self, model: str = "openai/whisper-large-v3", device: str | None = None,
-                 batch_size: int = 16, max_new_tokens: int = 220) -> None:
+                 batch_size: int = 16, max_new_tokens: int = 440, strong_num_beams: int = 5) -> None:
+        # beam 5 is Whisper's usual beam for large checkpoints; not measured here (no GPU): the offline
+        # backend's beam 10 was measured on Whisper base only
         import torch
         from transformers import AutoProcessor, WhisperForConditionalGeneration
+        from transformers.modeling_outputs import BaseModelOutput
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
@@ -25,20 +41,46 @@ class TransformersWhisperASR:
         self.model = WhisperForConditionalGeneration.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
         self.name = f"{model} (transformers)"
         self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = max_new_tokens  # per window, at most: 448 decoder positions less the 4-token prompt
+        self.strong_num_beams = strong_num_beams
         self._torch = torch
+        self._recent = RecentWindows()  # the second listening re-runs only the decoder
+        self._encoder_output = BaseModelOutput
 
-    def transcribe(self, audios: list[tuple[np.ndarray, int]]) -> list[str]:
-        out: list[str] = []
-        for start in range(0, len(audios), self.batch_size):
-            batch = [resample(x, sr, WHISPER_SR) for x, sr in audios[start : start + self.batch_size]]
-            features = self.processor.feature_extractor(batch, sampling_rate=WHISPER_SR, return_tensors="pt")
-            with self._torch.inference_mode():
-                ids = self.model.generate(
-                    features.input_features.to(self.device, self.dtype),
-                    language="ja",
-                    task="transcribe",
-                    max_new_tokens=self.max_new_tokens,
-                )
-            out += [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+    def transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
+        windows: list[np.ndarray] = []
+        owner: list[int] = []
+        for n, (x, sr) in enumerate(audios):
+            pieces = split_at_pauses(resample(x, sr, WHISPER_SR), WHISPER_SR)
+            windows += pieces
+            owner += [n] * len(pieces)
+        out = [""] * len(audios)
+        for start in range(0, len(windows), self.batch_size):
+            batch = windows[start : start + self.batch_size]
+            for n, text in zip(owner[start : start + self.batch_size], self._generate(batch, strong)):
+                out[n] += text
         return out
+
+    def _encode(self, batch: list[np.ndarray]):
+        """The encoder's output for each window: kept from an earlier call when all were heard lately."""
+        keys = [RecentWindows.key(w) for w in batch]
+        hidden = [self._recent.get(k) for k in keys]
+        if any(h is None for h in hidden):
+            features = self.processor.feature_extractor(batch, sampling_rate=WHISPER_SR, return_tensors="pt")
+            encoded = self.model.model.encoder(features.input_features.to(self.device, self.dtype)).last_hidden_state
+            hidden = list(encoded)
+            for k, h in zip(keys, hidden):
+                self._recent.put(k, h)
+        return self._encoder_output(last_hidden_state=self._torch.stack(hidden))
+
+    def _generate(self, batch: list[np.ndarray], strong: bool) -> list[str]:
+        longest = max(w.size for w in batch) / WHISPER_SR
+        with self._torch.inference_mode():
+            ids = self.model.generate(
+                encoder_outputs=self._encode(batch),
+                language="ja",
+                task="transcribe",
+                max_new_tokens=min(self.max_new_tokens, 8 + math.ceil(longest * TOKENS_PER_SECOND)),
+                num_beams=self.strong_num_beams if strong else 1,
+            )
+        return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
