@@ -28,6 +28,9 @@ class SynthesisOptions:
     text: TextOptions = field(default_factory=TextOptions)  # spoken user turns
     # spoken assistant turns (speech-to-speech configs): responses are long, so their cap is generous
     response: TextOptions = field(default_factory=lambda: TextOptions(max_seconds=600.0))
+    # attach the audio of rows rejected after synthesis to their RowReject (--keep-reject-audio), so a
+    # person can hear whether the voice or the ear was wrong; off by default (it costs a FLAC encode)
+    keep_reject_audio: bool = False
 
 
 @dataclass
@@ -61,8 +64,23 @@ class Pending:
     speaker: str
     extra: dict
 
-    def reject(self, reason: str, detail: str) -> RowReject:
-        return RowReject(reason, detail, position=self.position, source_id=self.source_id)
+    def reject(self, reason: str, detail: str, heard: dict | None = None, keep_audio: bool = False) -> RowReject:
+        """A reject of this row; with `keep_audio`, carrying its spoken turns (and what the ear heard)."""
+        return RowReject(reason, detail, position=self.position, source_id=self.source_id,
+                         audio=reject_audio(self.texts, self.audios, heard) if keep_audio else None)
+
+
+def reject_audio(texts: list[str], audios: dict[int, tuple[np.ndarray, int]],
+                 heard: dict | None = None) -> list[dict]:
+    """Spoken turns of a rejected row as `writer.REJECT_AUDIO` records (turn, text, transcript, kana_cer, audio)."""
+    heard = heard or {}
+    records = []
+    for i, (samples, sr) in sorted(audios.items()):
+        h = heard.get(i)
+        records.append({"turn": i, "text": texts[i], "transcript": h.score.transcript if h else None,
+                        "kana_cer": h.score.kana_cer if h else None,
+                        "audio": {"bytes": encode_flac(samples, sr), "path": None}})
+    return records
 
 
 def _response_text(value: object, turn: int) -> str:
@@ -120,9 +138,16 @@ class RowBuilder:
         if len(texts) < len(example.turns):  # whole user/assistant exchanges only
             del texts[len(texts) - (len(texts) - example.required_turns) % 2:]
             example.turns = example.turns[: len(texts)]
-        spoken = [i for i, t in enumerate(example.turns) if t.spoken]
-        audios = {i: self._synthesize(texts[i], voices[example.turns[i].role], source_id, i, example.turns[i].role)
-                  for i in spoken}
+        audios: dict[int, tuple[np.ndarray, int]] = {}
+        for i, turn in enumerate(example.turns):
+            if not turn.spoken:
+                continue
+            try:
+                audios[i] = self._synthesize(texts[i], voices[turn.role], source_id, i, turn.role)
+            except RowReject as e:
+                if self.options.keep_reject_audio and e.audio:  # a turn too long to keep, with the turns before it
+                    e.audio = reject_audio(texts, audios) + e.audio
+                raise
         return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
 
     def _turn_text(self, i: int, turn) -> str:
@@ -162,7 +187,8 @@ class RowBuilder:
             heard = self._transcribe([pending[n].audios[i] for n, i in clips])
         except RowReject as batch_error:
             if len(pending) == 1:
-                return [pending[0].reject(batch_error.reason, batch_error.detail)]
+                return [pending[0].reject(batch_error.reason, batch_error.detail,
+                                          keep_audio=self.options.keep_reject_audio)]
             return [r for p in pending for r in self.finish([p])]
         scores: list[dict[int, Heard]] = [{} for _ in pending]
         for (n, i), text in zip(clips, heard):
@@ -182,7 +208,8 @@ class RowBuilder:
         except RowReject as e:
             rows = sorted({n for n, _ in clips})
             if len(rows) == 1:
-                return {rows[0]: pending[rows[0]].reject(e.reason, f"second listening: {e.detail}")}
+                return {rows[0]: pending[rows[0]].reject(e.reason, f"second listening: {e.detail}", scores[rows[0]],
+                                                         keep_audio=self.options.keep_reject_audio)}
             errors: dict[int, RowReject] = {}
             for n in rows:
                 errors.update(self._listen_again(pending, scores, [c for c in clips if c[0] == n]))
@@ -199,6 +226,7 @@ class RowBuilder:
                     "roundtrip",
                     f"turn {i}: kana_cer {h.score.kana_cer:.3f} > {self.options.max_kana_cer:g} after "
                     f"{h.passes} listening{'s' if h.passes > 1 else ''}; {first}heard {h.score.transcript!r}",
+                    heard, keep_audio=self.options.keep_reject_audio,
                 )
         turns = []
         for i, role in enumerate(p.roles):
@@ -261,7 +289,9 @@ class RowBuilder:
         seconds = samples.size / sr
         limit = self._text_options(role).max_seconds
         if seconds > limit:
-            raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s")
+            kept = [{"turn": turn, "text": text, "transcript": None, "kana_cer": None,
+                     "audio": {"bytes": encode_flac(samples, sr), "path": None}}] if self.options.keep_reject_audio else None
+            raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s", audio=kept)
         return samples, sr
 
     def _transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
@@ -294,5 +324,6 @@ def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
                  reading=plan.get("tts_reading")),
         make_asr(plan["asr"], plan["asr_model"]),
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
-                         TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0)),
+                         TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0),
+                         keep_reject_audio=bool(plan.get("keep_reject_audio"))),
     )

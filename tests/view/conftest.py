@@ -42,9 +42,9 @@ def flac_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
 
 def write_reject_audio(path: Path, rows: list[dict]) -> Path:
     """Write a reject-audio shard (rejects/<config>/<shard>.audio.parquet) with the build's own schema
-    (`REJECT_AUDIO`); filling it during a build belongs to `jaspeech build --keep-reject-audio`, whose
-    end-to-end test comes with that work. Rows carry source_index, turn, text, transcript, kana_cer and
-    `flac` (bytes)."""
+    (`REJECT_AUDIO`), with known tones so the page's player can be checked to the sample; the build itself
+    writes it with `--keep-reject-audio` (tests/builders/test_reject_audio.py serves a real one). Rows carry
+    source_index, turn, text, transcript, kana_cer and `flac` (bytes)."""
     table = pa.Table.from_pylist(
         [{**{k: r[k] for k in ("source_index", "turn", "text", "transcript", "kana_cer")},
           "audio": {"bytes": r["flac"], "path": None}} for r in rows],
