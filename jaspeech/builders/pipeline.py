@@ -17,7 +17,7 @@ from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
 from jaspeech.synthesis.audio import encode_flac
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
-from jaspeech.synthesis.speakers import assign_assistant_voice, assign_speaker, stable_hash
+from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, assign_assistant_voice, assign_speaker, stable_hash
 from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
 from jaspeech.synthesis.tts import TTSBackend
 
@@ -317,11 +317,18 @@ def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
     from jaspeech.synthesis.asr import make_asr
     from jaspeech.synthesis.tts import make_tts
 
+    config = spec.configs[plan["config"]]
+    tts = make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers"),
+                   reading=plan.get("tts_reading"))
+    if config.speak != "user" and (missing := getattr(tts, "missing_voices", lambda names: [])(
+            [p.name for p in ASSISTANT_PROFILES])):  # zero-shot voices need reference clips: fail before any row
+        raise FileNotFoundError(
+            f"{config.name} speaks responses in the assistant voices, and --speakers {plan.get('speakers')} has no "
+            f"reference clip for {', '.join(missing)}: add <voice>.wav (3-10 s) and <voice>.txt (its transcript)")
     return RowBuilder(
         spec,
-        spec.configs[plan["config"]],
-        make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers"),
-                 reading=plan.get("tts_reading")),
+        config,
+        tts,
         make_asr(plan["asr"], plan["asr_model"]),
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
                          TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0),

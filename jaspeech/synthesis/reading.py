@@ -56,3 +56,7 @@ class KanaReading:
 
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
         return self.inner.synthesize(openjtalk_kana(text), speaker, seed)
+
+    def missing_voices(self, names) -> list[str]:
+        check = getattr(self.inner, "missing_voices", None)
+        return check(names) if check else []

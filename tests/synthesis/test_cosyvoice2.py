@@ -156,3 +156,31 @@ def test_japanese_normalisation_and_splitting():
     long = "、".join(["とても長い文の一部です"] * 12) + "。"
     parts = split_sentences("短い文です。" + long)
     assert parts[0] == "短い文です。" and all(len(p) <= 80 for p in parts) and "".join(parts[1:]) == long
+
+
+def test_assistant_voices_register_from_their_clips_or_fail_before_an_s2s_build(upstream, model_dir, speakers):
+    """Speech-to-speech configs speak responses in asst00/asst01: registered where their clips exist; an S2S
+    build whose --speakers folder lacks them stops before any row, naming the files to add."""
+    from jaspeech.builders import corpus_spec
+    from jaspeech.builders.pipeline import make_tts_builder
+    from jaspeech.synthesis.speakers import ASSISTANT_PROFILES
+
+    spec = corpus_spec("jaspeech-sft-audio")
+    plan = {"config": "magpie-s2s", "tts": "cosyvoice2", "tts_model": str(model_dir), "speakers": str(speakers),
+            "tts_reading": "text", "asr": "none", "asr_model": None, "max_kana_cer": 0.1, "max_seconds": 120.0}
+    with pytest.raises(FileNotFoundError, match="asst00, asst01.*<voice>.wav"):
+        make_tts_builder(spec, plan)
+    assert make_tts_builder(spec, {**plan, "config": "magpie"}).tts.missing_voices(["asst00"]) == ["asst00"]
+    with pytest.raises(FileNotFoundError, match="no reference clip for asst00"):
+        make(model_dir, speakers).synthesize("こんにちは。", speaker_by_name("asst00"), seed=1)
+
+    tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(24000) / 24000)).astype(np.float32)
+    for p in ASSISTANT_PROFILES:
+        sf.write(speakers / f"{p.name}.wav", tone, 24000)
+        (speakers / f"{p.name}.txt").write_text(f"{p.name}の声です。", encoding="utf-8")
+    builder = make_tts_builder(spec, {**plan, "tts_reading": "kana"})  # through the kana-reading wrapper too
+    inner = builder.tts.inner
+    assert set(inner.model.spk) == {p.name for p in PROFILES + ASSISTANT_PROFILES}
+    assert inner.model.spk["asst01"][0] == "asst01の声です。"
+    audio, sr = builder.tts.synthesize("こんにちは。", speaker_by_name("asst01"), seed=1)
+    assert sr == 24000 and audio.size > 0

@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from jaspeech.synthesis.speakers import PROFILES, SpeakerProfile
+from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, PROFILES, SpeakerProfile
 from jaspeech.synthesis.text import estimate_morae
 
 UPSTREAM_WHEEL = "cosyvoice2-fr-infer==0.1.5"
@@ -174,6 +174,12 @@ def _to_numpy(chunk) -> np.ndarray:
     return np.asarray(chunk, dtype=np.float32).reshape(-1)
 
 
+def _voice_hint(speakers: Path, names: list[str]) -> str:
+    return (f"speakers folder {speakers} has no reference clip for {', '.join(names)}: add <voice>.wav (a 3-10 s "
+            "clip) and <voice>.txt (its transcript) for each; speech-to-speech configs (--speak assistant|both) "
+            f"speak responses in the assistant voices {', '.join(p.name for p in ASSISTANT_PROFILES)}")
+
+
 class CosyVoice2TTS:
     reads_with_openjtalk = False
 
@@ -192,8 +198,13 @@ class CosyVoice2TTS:
         self.model = load_upstream(model_dir, fp16=fp16, load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm)
         self.sample_rate = int(self.model.sample_rate)
         self.name = f"CosyVoice2 ({Path(model_dir).name})"
+        self.speakers_dir = speakers
         takes_path = list(inspect.signature(self.model.add_zero_shot_spk).parameters)[1] == "prompt_wav"
-        for p in PROFILES:
+        # the assistant voices of speech-to-speech configs are optional: registered where their clips exist
+        assistants = [p for p in ASSISTANT_PROFILES
+                      if (speakers / f"{p.name}.wav").exists() and (speakers / f"{p.name}.txt").exists()]
+        self.voices = {p.name for p in PROFILES} | {p.name for p in assistants}
+        for p in (*PROFILES, *assistants):
             prompt_text = (speakers / f"{p.name}.txt").read_text(encoding="utf-8").strip()
             if not prompt_text:
                 raise ValueError(f"{speakers / p.name}.txt is empty: it must hold the transcript of {p.name}.wav")
@@ -212,7 +223,13 @@ class CosyVoice2TTS:
         ]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
+    def missing_voices(self, names) -> list[str]:
+        """Which of `names` have no registered reference clip (the row builder checks before building)."""
+        return [n for n in names if n not in self.voices]
+
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
+        if speaker.name not in self.voices:
+            raise FileNotFoundError(_voice_hint(self.speakers_dir, [speaker.name]))
         pieces: list[np.ndarray] = []
         for k, sentence in enumerate(split_sentences(normalize_japanese(text))):
             low, high = plausible_seconds(sentence)
