@@ -59,7 +59,7 @@ def build(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def sft_corpus(tmp_path_factory) -> Path:
-    """jaspeech-sft-audio: magpie (full sample, 24 kept, 13 rejected) and automultiturn (8 input rows),
+    """jaspeech-sft-audio: magpie (the full sample: 25 kept, 13 rejected with tone TTS) and automultiturn (8 input rows),
     both tone TTS, no ASR; plus reject audio for two magpie rejects."""
     out = tmp_path_factory.mktemp("sft") / "jaspeech-sft-audio"
     build("jaspeech-sft-audio", "--config", "magpie", "--input", "sample", "--tts", "tone", "--asr", "none",

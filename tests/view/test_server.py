@@ -64,7 +64,7 @@ def test_overview_counts_match_the_files(servers, sft_corpus):
         reasons = Counter(json.loads(line)["reason"] for line in lines)
         assert c["rejects"] == len(lines) and c["reject_reasons"] == dict(reasons)
         assert c["tts"] == "tone" and c["asr"] == "none"
-    assert by_config["magpie"]["rows"] == 24 and by_config["magpie"]["rejects"] == 13
+    assert by_config["magpie"]["rows"] >= 24 and by_config["magpie"]["rejects"] >= 13  # the whole sample
     assert by_config["magpie"]["rejects_with_audio"] == 2
     plots = {p["name"] for p in o["plots"]}
     assert {"duration_hist.png", "kana_cer_hist.png", "speaker_hours.png", "reject_reasons.png"} <= plots
@@ -77,7 +77,7 @@ def test_table_filters_sorting_and_paging(servers, sft_corpus):
     url = servers["sft"].url
     magpie = parquet_rows(sft_corpus, "magpie", ["id", "speaker", "duration", "turns.list.element.text"])
     everything = query(url)
-    assert everything["total"] == 24 + len(parquet_rows(sft_corpus, "automultiturn", ["id"]))
+    assert everything["total"] == len(magpie) + len(parquet_rows(sft_corpus, "automultiturn", ["id"]))
     assert everything["limit"] == 50 and len(everything["rows"]) == everything["total"]
 
     rows = all_rows(url, config="magpie")
@@ -94,7 +94,7 @@ def test_table_filters_sorting_and_paging(servers, sft_corpus):
     lo, hi = durations[5], durations[15]
     got = {r["id"] for r in all_rows(url, config="magpie", dur_min=lo, dur_max=hi)}
     assert got == {r["id"] for r in magpie if lo <= np.float32(r["duration"]) <= hi}
-    assert 0 < len(got) < 24
+    assert 0 < len(got) < len(magpie)
 
     word = magpie[3]["turns"][0]["text"][2:7]
     hits = {r["id"] for r in all_rows(url, q=word)}
@@ -110,7 +110,7 @@ def test_table_filters_sorting_and_paging(servers, sft_corpus):
     assert [r["id"] for r in by_id] == sorted(r["id"] for r in by_id)
 
     page = query(url, config="magpie", offset=20, limit=10)
-    assert page["total"] == 24 and [r["id"] for r in page["rows"]] == [r["id"] for r in magpie[20:]]
+    assert page["total"] == len(magpie) and [r["id"] for r in page["rows"]] == [r["id"] for r in magpie[20:]]
 
 
 def test_row_view_and_its_audio(servers, sft_corpus):
@@ -162,7 +162,7 @@ def test_rejects_tab_with_reasons_and_audio(servers, sft_corpus):
     lines = [json.loads(x) for x in
              (sft_corpus / "rejects/magpie/train-00000-of-00001.jsonl").read_text("utf-8").splitlines()]
     page = get_json(f"{url}api/rejects?config=magpie")
-    assert page["total"] == len(lines) == 13
+    assert page["total"] == len(lines) >= 13
     assert page["by_reason"] == dict(Counter(r["reason"] for r in lines))
     assert [(r["source_index"], r["source_id"], r["reason"], r["detail"]) for r in page["rows"]] == \
         sorted((r["source_index"], r["source_id"], r["reason"], r["detail"]) for r in lines)
@@ -219,7 +219,7 @@ def raw_get(url: str, path: str) -> tuple[int, bytes]:
     "/api/audio/%2e%2e%2fdata%2fmagpie/0/0",
     "/api/audio/magpie/-1/0",
     "/api/audio/magpie/0/99",
-    "/api/row/magpie/24",
+    "/api/row/magpie/100000",  # past the last row
     "/api/reject-audio/..%2Fmagpie/0/0",
     "/api/rows?config=..%2F..%2Fetc",
     "/api/rejects?config=%2Fetc%2Fpasswd",

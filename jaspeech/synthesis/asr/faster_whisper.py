@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaspeech.synthesis.asr import RecentWindows
+from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 
 WHISPER_SR = 16000

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from jaspeech.synthesis.asr import RecentWindows
+from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 
 WHISPER_SR = 16000
