@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaspeech.builders import corpus_spec
-from jaspeech.builders.build import ASR_BATCH_ROWS
-from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions, source_id_of
+from jaspeech.builders.shards import ASR_BATCH_ROWS
+from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions
 from jaspeech.builders.schema import RowReject
-from jaspeech.builders.sources import InputSource
+from jaspeech.builders.sources import InputSource, source_id_of
 from jaspeech.cer import corpus_rates, kotoba_normalize
 from jaspeech.synthesis.roundtrip import kana_reading, score_turn
 
