@@ -66,7 +66,7 @@ def corpus_texts(n_read: int = 50, n_paragraphs: int = 10) -> list[tuple[str, st
 
     Sample user turns get the speaker a build assigns them; the other texts take the 20 profiles in turn.
     """
-    from jaspeech.builders.pipeline import source_id_of
+    from jaspeech.builders.sources import source_id_of
     from jaspeech.synthesis.speakers import PROFILES, assign_speaker
 
     texts: list[tuple[str, str, str]] = []

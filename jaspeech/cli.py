@@ -50,8 +50,9 @@ def _build_parser(sub) -> None:
     p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest spoken turn in seconds of synthesised audio (default 120)")
     p.add_argument("--max-response-seconds", type=float, default=600.0,
-                   help="speech-to-speech configs: longest spoken response; longer ones reject the row as "
-                   "too_long (default 600)")
+                   help="speech-to-speech configs: longest spoken response in seconds of synthesised audio; "
+                   "longer ones reject the row as audio_too_long, texts estimated at over twice it as too_long "
+                   "(default 600)")
     p.add_argument("--keep-reject-audio", action="store_true",
                    help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
                    "so `jaspeech view` can play them (off by default)")

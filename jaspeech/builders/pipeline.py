@@ -145,8 +145,8 @@ class RowBuilder:
             try:
                 audios[i] = self._synthesize(texts[i], voices[turn.role], source_id, i, turn.role)
             except RowReject as e:
-                if self.options.keep_reject_audio and e.audio:  # a turn too long to keep, with the turns before it
-                    e.audio = reject_audio(texts, audios) + e.audio
+                if self.options.keep_reject_audio and (audios or e.audio):  # the turns heard so far, and this one
+                    e.audio = reject_audio(texts, audios) + (e.audio or [])
                 raise
         return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
 

@@ -148,8 +148,10 @@ def plan_command(opts: BuildOptions) -> str:
     """The command that writes the plan for these options (named in errors and the Slurm dry run)."""
     cmd = ["jaspeech", "build", opts.corpus, "--config", opts.config, "--out", str(opts.out)]
     flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
-    if opts.max_response_seconds != BuildOptions.max_response_seconds:
-        flags += ["--max-response-seconds", repr(opts.max_response_seconds)]
+    for flag, name in (("--max-seconds", "max_seconds"), ("--max-response-seconds", "max_response_seconds"),
+                       ("--max-kana-cer", "max_kana_cer"), ("--captioner-concurrency", "captioner_concurrency")):
+        if getattr(opts, name) != getattr(BuildOptions, name):  # the plan checks them: name every non-default
+            flags += [flag, repr(getattr(opts, name))]
     for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
                         ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
                         ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),

@@ -86,3 +86,32 @@ def test_a_roundtrip_reject_carries_its_speech_and_what_the_ear_heard(keep):
     expected, expected_sr = pending.audios[0]
     assert sr == expected_sr and samples.shape == expected.shape
     assert np.max(np.abs(samples - expected)) < 1e-3  # FLAC (16 bit) of the synthesised turn
+
+
+class FailsOnResponses:
+    """The real OpenJTalk voice for instructions; a crash for the response (a stand-in for a GPU backend
+    failing on one long text)."""
+
+    name = "openjtalk, failing on responses"
+
+    def __init__(self):
+        self.voice = make_tts("openjtalk")
+
+    def synthesize(self, text, speaker, seed):
+        if speaker.name.startswith("asst"):
+            raise RuntimeError("CUDA out of memory")
+        return self.voice.synthesize(text, speaker, seed)
+
+
+def test_a_later_turn_failing_keeps_the_speech_already_made():
+    spec = corpus_spec("jaspeech-sft-audio")
+    builder = RowBuilder(spec, spec.configs["magpie-s2s"], FailsOnResponses(), None,
+                         SynthesisOptions(keep_reject_audio=True))
+    raw = {"id": "x", "conversations": [{"role": "user", "content": "三月に京都へ行きます。"},
+                                        {"role": "assistant", "content": "良い旅を。"}]}
+    with pytest.raises(RowReject) as e:
+        builder.prepare(0, raw, "x")
+    assert e.value.reason == "tts_error" and "CUDA out of memory" in e.value.detail
+    [rec] = e.value.audio  # the instruction, synthesised before the response failed
+    assert rec["turn"] == 0 and rec["text"] == "三月に京都へ行きます。" and rec["transcript"] is None
+    assert sf.info(io.BytesIO(rec["audio"]["bytes"])).duration > 0.5

@@ -127,3 +127,17 @@ def test_long_clips_are_heard_in_windows_and_the_second_listening_reuses_the_enc
     assert [tuple(s) for s in encoded] == [(3, 80, 3000)]  # encoded once, for the first listening only
     asr._recent = type(asr._recent)()  # forget: the same beam search from a fresh encoding agrees
     assert asr.transcribe([(long, 16000), (short, 16000)], strong=True) == second
+
+
+def test_a_window_transcript_does_not_depend_on_its_batch_mates(tiny_whisper):
+    """Random weights never stop early, so every window runs to its own token cap (8 + 15 per second):
+    a 1 s clip batched with a 20 s one must still get exactly its stand-alone transcript."""
+    folder, _ = tiny_whisper
+    asr = make_asr("transformers", str(folder))
+    rng = np.random.default_rng(3)
+    short = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    long = (0.1 * rng.standard_normal(16000 * 20)).astype(np.float32)
+    alone = asr.transcribe([(short, 16000)])
+    together = asr.transcribe([(short, 16000), (long, 16000)])
+    assert together[0] == alone[0] and alone[0]
+    assert asr.transcribe([(long, 16000)]) == together[1:]

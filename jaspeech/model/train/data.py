@@ -126,7 +126,10 @@ def schema_of(kind: str, columns) -> str:
 
 def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iterator[Example]:
     kind, task = spec["kind"], spec.get("task")
-    max_seconds = float(spec.get("max_seconds", 60.0 if schema == "turns" and kind == "jaspeech-sft" else 30.0))
+    # our corpora keep spoken turns up to the build's 120 s default (several encoder windows); the
+    # the originals' flat schemas keep the original work's 30 s (one encoder window)
+    default = 120.0 if schema == "turns" else 30.0
+    max_seconds = float(spec.get("max_seconds", default))
     max_chars = spec.get("max_response_chars")
 
     def clip(audio) -> tuple[np.ndarray, int] | None:

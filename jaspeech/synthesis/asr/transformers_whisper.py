@@ -74,13 +74,18 @@ class TransformersWhisperASR:
         return self._encoder_output(last_hidden_state=self._torch.stack(hidden))
 
     def _generate(self, batch: list[np.ndarray], strong: bool) -> list[str]:
-        longest = max(w.size for w in batch) / WHISPER_SR
+        caps = [min(self.max_new_tokens, 8 + math.ceil(w.size / WHISPER_SR * TOKENS_PER_SECOND)) for w in batch]
         with self._torch.inference_mode():
             ids = self.model.generate(
                 encoder_outputs=self._encode(batch),
                 language="ja",
                 task="transcribe",
-                max_new_tokens=min(self.max_new_tokens, 8 + math.ceil(longest * TOKENS_PER_SECOND)),
+                max_new_tokens=max(caps),
                 num_beams=self.strong_num_beams if strong else 1,
             )
-        return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+        # each window keeps at most its own cap of new tokens, so a runaway window is cut where it would be
+        # alone, whatever its batch-mates (for greedy decoding exactly the stand-alone result)
+        new = ids[:, -max(caps):] if ids.shape[1] > max(caps) else ids
+        prompt = ids[:, : ids.shape[1] - new.shape[1]]
+        cut = [self._torch.cat([p, n[:cap]]) for p, n, cap in zip(prompt, new, caps)]
+        return [t.strip() for t in self.processor.batch_decode(cut, skip_special_tokens=True)]
