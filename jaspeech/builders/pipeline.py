@@ -70,7 +70,7 @@ class Pending:
                          audio=reject_audio(self.texts, self.audios, heard) if keep_audio else None)
 
 
-def reject_audio(texts: list[str], audios: dict[int, tuple[np.ndarray, int]],
+def reject_audio(texts: list[str] | dict[int, str], audios: dict[int, tuple[np.ndarray, int]],
                  heard: dict | None = None) -> list[dict]:
     """Spoken turns of a rejected row as `writer.REJECT_AUDIO` records (turn, text, transcript, kana_cer, audio)."""
     heard = heard or {}
@@ -289,8 +289,7 @@ class RowBuilder:
         seconds = samples.size / sr
         limit = self._text_options(role).max_seconds
         if seconds > limit:
-            kept = [{"turn": turn, "text": text, "transcript": None, "kana_cer": None,
-                     "audio": {"bytes": encode_flac(samples, sr), "path": None}}] if self.options.keep_reject_audio else None
+            kept = reject_audio({turn: text}, {turn: (samples, sr)}) if self.options.keep_reject_audio else None
             raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s", audio=kept)
         return samples, sr
 

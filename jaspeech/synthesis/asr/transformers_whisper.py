@@ -83,9 +83,8 @@ class TransformersWhisperASR:
                 max_new_tokens=max(caps),
                 num_beams=self.strong_num_beams if strong else 1,
             )
-        # each window keeps at most its own cap of new tokens, so a runaway window is cut where it would be
-        # alone, whatever its batch-mates (for greedy decoding exactly the stand-alone result)
-        new = ids[:, -max(caps):] if ids.shape[1] > max(caps) else ids
-        prompt = ids[:, : ids.shape[1] - new.shape[1]]
-        cut = [self._torch.cat([p, n[:cap]]) for p, n, cap in zip(prompt, new, caps)]
-        return [t.strip() for t in self.processor.batch_decode(cut, skip_special_tokens=True)]
+        # `ids` holds only the generated tokens (transformers >= 4.48 strips Whisper's decoder prompt). Each
+        # window keeps at most its own cap, so a runaway window is cut where it would be alone, whatever its
+        # batch-mates (for greedy decoding exactly the stand-alone result)
+        return [t.strip() for t in self.processor.batch_decode([row[:cap] for row, cap in zip(ids, caps)],
+                                                                skip_special_tokens=True)]
