@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jaspeech.builders import corpus_spec
-from jaspeech.builders.shards import ASR_BATCH_ROWS
+from jaspeech.builders.plan import DEFAULT_GROUP_ROWS as GROUP_ROWS
 from jaspeech.builders.pipeline import RowBuilder, SynthesisOptions
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import InputSource, source_id_of
@@ -91,8 +91,8 @@ def run(corpus: str, config_name: str, input_spec: str, tts, asr, cache: dict) -
                             f"{input_spec}|{corpus}|{config_name}")
     tally = Tally(f"{config_name}" + ("" if input_spec == "sample" else f" ({Path(input_spec).name})"), rows=n,
                   round_trip=len(pending))
-    for start in range(0, len(pending), ASR_BATCH_ROWS):
-        group = pending[start : start + ASR_BATCH_ROWS]
+    for start in range(0, len(pending), GROUP_ROWS):
+        group = pending[start : start + GROUP_ROWS]
         for p, result in zip(group, builder.finish(group)):
             failed = False
             for i, (samples, _) in sorted(p.audios.items()):

@@ -56,6 +56,10 @@ def _build_parser(sub) -> None:
     p.add_argument("--keep-reject-audio", action="store_true",
                    help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
                    "so `jaspeech view` can play them (off by default)")
+    p.add_argument("--group-rows", type=int, default=None,
+                   help="input rows built together: one batched TTS call for their texts, one batched round trip "
+                   "(default 128 for cosyvoice2, whose GPU runtime decodes a group's sentences as one batch; else 16). "
+                   "Stored in the plan, so a resumed shard forms the same groups")
     p.add_argument("--num-shards", type=int, default=None, help="default: one shard per 2000 input rows")
     p.add_argument("--shard-index", type=int, default=None,
                    help="build only this shard of the stored plan (one job-array task; never re-reads the input)")
@@ -96,7 +100,7 @@ def _run_build(args) -> int:
         tts_model=args.tts_model, tts_reading=args.tts_reading, speakers=args.speakers, asr=args.asr,
         asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
         keep_reject_audio=args.keep_reject_audio, max_response_seconds=args.max_response_seconds,
-        num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
+        group_rows=args.group_rows, num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
         overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
         slurm_template=args.slurm_template, slurm_time=args.slurm_time, slurm_partition=args.slurm_partition,

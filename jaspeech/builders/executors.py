@@ -132,7 +132,7 @@ def build_command(opts, num_shards: int) -> list[str]:
            "--max-response-seconds", repr(opts.max_response_seconds),
            "--split", opts.split, "--num-shards", str(num_shards),
            "--captioner-concurrency", str(opts.captioner_concurrency), "--quiet"]
-    for flag, value in (("--input", opts.input), ("--limit", opts.limit),
+    for flag, value in (("--input", opts.input), ("--limit", opts.limit), ("--group-rows", opts.group_rows),
                         ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
                         ("--speakers", opts.speakers),
                         ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),

@@ -16,7 +16,7 @@ from datasets import Audio, Features, List, Value
 
 from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig
 from jaspeech.builders.pipeline import Timers
-from jaspeech.builders.schema import RowReject
+from jaspeech.builders.schema import RowReject, prepare_each
 from jaspeech.captioning import make_captioner
 from jaspeech.captioning.base import CaptionError, Clip
 from jaspeech.captioning.filters import CaptionLimits, check_caption
@@ -125,6 +125,10 @@ class CaptionBuilder:
             raise RowReject("broken_audio", f"{path.name}: {type(e).__name__}: {e}") from None
         clip = Clip(id=raw["id"], samples=samples, sample_rate=sr, labels=raw.get("labels") or [])
         return PendingClip(position, source_id, raw, clip, flac)
+
+    def prepare_group(self, rows: list[tuple[int, dict, str]]) -> list[PendingClip | RowReject]:
+        """`prepare` for each row of a group (the captioner batches in `finish`, not here)."""
+        return prepare_each(self.prepare, rows)
 
     def _caption(self, pending: list[PendingClip]) -> list[str | CaptionError]:
         t0 = time.perf_counter()

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jaspeech.builders.corpus import CorpusSpec, SourceConfig
-from jaspeech.builders.schema import RowReject
+from jaspeech.builders.schema import RowReject, prepare_each
 from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
 from jaspeech.synthesis.audio import encode_flac
+from jaspeech.synthesis.batch import SynthesisItem, synthesize_batch
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
-from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, assign_assistant_voice, assign_speaker, stable_hash
+from jaspeech.synthesis.speakers import (ASSISTANT_PROFILES, SpeakerProfile, assign_assistant_voice, assign_speaker,
+                                          stable_hash)
 from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
 from jaspeech.synthesis.tts import TTSBackend
 
@@ -50,6 +52,29 @@ class Heard:
     score: TurnScore
     passes: int
     first: TurnScore | None = None  # the failed first listening, when there was a second
+
+
+@dataclass
+class Planned:
+    """A row that passed validation, with its texts prepared: what the group's one TTS call will speak."""
+
+    position: int
+    source_id: str
+    roles: list[str]
+    texts: list[str]
+    voices: dict[int, SpeakerProfile]  # spoken turn index -> voice
+    speaker: str
+    extra: dict
+
+    def pieces(self, hub_id: str) -> list[tuple[int, SynthesisItem]]:
+        """(turn, item) for every piece of every spoken turn, in turn order. A long text (a spoken response) is
+        cut at sentence ends (`synthesis_pieces`); each piece is seeded from the row, never from its group."""
+        out = []
+        for i, voice in sorted(self.voices.items()):
+            seed = stable_hash("seed", hub_id, self.source_id, str(i)) % (2**31)
+            for k, piece in enumerate(synthesis_pieces(self.texts[i])):
+                out.append((i, SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))))
+        return out
 
 
 @dataclass
@@ -114,7 +139,26 @@ class RowBuilder:
         return result
 
     def prepare(self, position: int, raw: object, source_id: str) -> Pending:
-        """Everything but the round trip: validation, text preparation, speaker and TTS. Raises RowReject."""
+        """Everything but the round trip for one row: validation, text preparation, speaker and TTS. Raises RowReject."""
+        [result] = self.synthesize([self.plan(position, raw, source_id)])
+        if isinstance(result, RowReject):
+            raise result
+        return result
+
+    def prepare_group(self, rows: list[tuple[int, object, str]]) -> list[Pending | RowReject]:
+        """`prepare` for a group of rows (position, raw, source id) with ONE batched TTS call for all their texts.
+
+        Each row is planned alone (a row that fails validation is rejected before any synthesis), then every
+        piece of every planned row goes to the backend together (`synthesize_batch`), so a GPU backend decodes
+        them as one batch. Results come back in the rows' order. A row's audio never depends on its group:
+        its seeds come from the row, and a batching backend must give each item what it would give it alone.
+        """
+        planned = prepare_each(self.plan, rows)
+        ready = iter(self.synthesize([p for p in planned if isinstance(p, Planned)]))
+        return [next(ready) if isinstance(p, Planned) else p for p in planned]
+
+    def plan(self, position: int, raw: object, source_id: str) -> Planned:
+        """Validation and text preparation: which turns are spoken, in which voice, with what exact text."""
         if isinstance(raw, Malformed):
             raise RowReject("malformed", raw.detail)
         example = self.config.adapter(raw)
@@ -138,17 +182,50 @@ class RowBuilder:
         if len(texts) < len(example.turns):  # whole user/assistant exchanges only
             del texts[len(texts) - (len(texts) - example.required_turns) % 2:]
             example.turns = example.turns[: len(texts)]
+        spoken = {i: voices[turn.role] for i, turn in enumerate(example.turns) if turn.spoken}
+        return Planned(position, source_id, [t.role for t in example.turns], texts, spoken, speaker.name, extra)
+
+    def synthesize(self, planned: list[Planned]) -> list[Pending | RowReject]:
+        """Every piece of every row in one `synthesize_batch` call, then each row's turns joined and checked.
+
+        A row's turns are judged in order, as if spoken one after another: the first turn that failed (the
+        backend raised, gave no usable audio, or ran past the length limit) rejects the row, and with
+        `--keep-reject-audio` the reject carries the turns before it (and the overlong turn itself). If the
+        batched call itself fails, each row is synthesised alone, so one bad row rejects only itself.
+        """
+        if not planned:
+            return []
+        pieces = [p.pieces(self.config.hub_id) for p in planned]
+        t0 = time.perf_counter()
+        try:
+            results = synthesize_batch(self.tts, [item for row in pieces for _, item in row])
+        except Exception as e:
+            if len(planned) == 1:
+                results = [e] * len(pieces[0])
+            else:
+                return [r for p in planned for r in self.synthesize([p])]
+        finally:
+            self.timers.tts += time.perf_counter() - t0
+        out: list[Pending | RowReject] = []
+        start = 0
+        for p, row in zip(planned, pieces):
+            mine = results[start : start + len(row)]
+            start += len(row)
+            out.append(self._assemble(p, [(turn, audio) for (turn, _), audio in zip(row, mine)]))
+        return out
+
+    def _assemble(self, p: Planned, pieces: list[tuple[int, object]]) -> Pending | RowReject:
+        """The row's spoken turns from its synthesised pieces, checked turn by turn (see `synthesize`)."""
         audios: dict[int, tuple[np.ndarray, int]] = {}
-        for i, turn in enumerate(example.turns):
-            if not turn.spoken:
-                continue
+        for i in sorted(p.voices):
             try:
-                audios[i] = self._synthesize(texts[i], voices[turn.role], source_id, i, turn.role)
+                audios[i] = self._turn_audio(i, p.texts[i], p.roles[i], [a for t, a in pieces if t == i])
             except RowReject as e:
-                if self.options.keep_reject_audio and (audios or e.audio):  # the turns heard so far, and this one
-                    e.audio = reject_audio(texts, audios) + (e.audio or [])
-                raise
-        return Pending(position, source_id, [t.role for t in example.turns], texts, audios, speaker.name, extra)
+                if self.options.keep_reject_audio and (audios or e.audio):  # the turns made so far, and this one
+                    e.audio = reject_audio(p.texts, audios) + (e.audio or [])
+                e.position, e.source_id = p.position, p.source_id
+                return e
+        return Pending(p.position, p.source_id, p.roles, p.texts, audios, p.speaker, p.extra)
 
     def _turn_text(self, i: int, turn) -> str:
         """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked.
@@ -265,22 +342,15 @@ class RowBuilder:
     def _text_options(self, role: str) -> TextOptions:
         return self.options.response if role == "assistant" else self.options.text
 
-    def _synthesize(self, text: str, speaker, source_id: str, turn: int, role: str = "user") -> tuple[np.ndarray, int]:
-        """The turn's audio. A long text (a spoken response) is synthesised in pieces cut at sentence ends,
-        each seeded from the row, joined by a short pause, and scored as one turn."""
-        seed = stable_hash("seed", self.config.hub_id, source_id, str(turn)) % (2**31)
-        pieces = synthesis_pieces(text)
-        parts, sr = [], 0
-        t0 = time.perf_counter()
-        try:
-            for k, piece in enumerate(pieces):
-                samples, sr = self.tts.synthesize(piece, speaker, seed if k == 0 else (seed + k) % (2**31))
-                parts.append(np.asarray(samples, dtype=np.float32).reshape(-1))
-        except Exception as e:  # a backend failure on one row must not stop the build
-            raise RowReject("tts_error", f"turn {turn}: {type(e).__name__}: {e}") from None
-        finally:
-            self.timers.tts += time.perf_counter() - t0
-        if len(parts) > 1:  # the pause a speaker makes between sentences
+    def _turn_audio(self, turn: int, text: str, role: str, results: list) -> tuple[np.ndarray, int]:
+        """A turn's audio from its pieces' results: joined by the short pause a speaker makes between
+        sentences, and scored as one turn. Raises RowReject for a failed, empty or overlong turn."""
+        for r in results:
+            if isinstance(r, Exception):  # a backend failure on one row must not stop the build
+                raise RowReject("tts_error", f"turn {turn}: {type(r).__name__}: {r}")
+        parts = [np.asarray(samples, dtype=np.float32).reshape(-1) for samples, _ in results]
+        sr = results[-1][1]
+        if len(parts) > 1:
             gap = np.zeros(int(0.3 * sr), dtype=np.float32)
             parts = [x for part in parts for x in (part, gap)][:-1]
         samples = np.concatenate(parts)

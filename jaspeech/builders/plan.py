@@ -49,6 +49,7 @@ class BuildOptions:
     max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
+    group_rows: int | None = None  # rows built together (one TTS and one ASR batch); None: default_group_rows(tts)
     num_shards: int | None = None
     shard_index: int | None = None
     plan_only: bool = False  # write the plan and stop (before submitting a job array by hand)
@@ -70,10 +71,10 @@ class BuildOptions:
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds", "max_response_seconds", "keep_reject_audio")
+                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows")
 
 
-PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0}  # options added later: what plans written before them meant
+PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16}  # options added later: what plans written before them meant
 
 
 class PlanMismatch(RuntimeError):
@@ -98,8 +99,22 @@ def input_of(opts: BuildOptions) -> str:
     return input_spec
 
 
+# Input rows built together (`shards.run_shard`): one batched TTS call for the group's texts, one batched ASR /
+# captioner call for its clips. A GPU backend decodes a group's sentences as one batch: 128 magpie rows are ~400 sentences, enough to fill
+# the runtime's decode slots; a CPU voice speaks one text at a time, so a small group keeps a kill cheap.
+GROUP_ROWS = {"cosyvoice2": 128}
+DEFAULT_GROUP_ROWS = 16
+
+
+def default_group_rows(tts: str) -> int:
+    return GROUP_ROWS.get(tts, DEFAULT_GROUP_ROWS)
+
+
 def option_fields(opts: BuildOptions) -> dict:
-    return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts)}
+    if opts.group_rows is not None and opts.group_rows < 1:
+        raise ValueError(f"--group-rows must be at least 1, not {opts.group_rows}")
+    return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts),
+            "group_rows": opts.group_rows or default_group_rows(opts.tts)}
 
 
 def find_duplicates(hashes: np.ndarray) -> dict[str, int]:
@@ -154,6 +169,7 @@ def plan_command(opts: BuildOptions) -> str:
             flags += [flag, repr(getattr(opts, name))]
     for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
                         ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
+                        ("--group-rows", opts.group_rows),
                         ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
                         ("--speakers", opts.speakers), ("--asr", opts.asr),
                         ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),

@@ -77,3 +77,18 @@ class RowReject(Exception):
         # rows rejected after synthesis: their spoken turns ({turn, text, transcript, kana_cer, audio}),
         # written beside the rejects with --keep-reject-audio so a person can hear why
         self.audio = audio
+
+
+def prepare_each(prepare, rows: list[tuple[int, object, str]]) -> list:
+    """`prepare(position, raw, source_id)` for each row; a row it rejects (or that trips a bug: `internal_error`,
+    the detail says what) becomes its RowReject, so one odd row never costs its group the others."""
+    out: list = []
+    for position, raw, source_id in rows:
+        try:
+            out.append(prepare(position, raw, source_id))
+        except RowReject as e:
+            e.position, e.source_id = position, source_id
+            out.append(e)
+        except Exception as e:
+            out.append(RowReject("internal_error", f"{type(e).__name__}: {e}", position=position, source_id=source_id))
+    return out

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 from jaspeech.builders import corpus_spec
+from jaspeech.builders.plan import DEFAULT_GROUP_ROWS
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import open_source, source_id_of
 from jaspeech.builders.writer import ShardWriter, read_manifest
-
-ASR_BATCH_ROWS = 16  # rows finished together: one batched ASR / captioner call (GPU backends batch them)
 
 _BUILDERS: dict[str, object] = {}
 
@@ -43,8 +42,11 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features_of(cfg.name),
                          keep_reject_audio=plan.get("keep_reject_audio", False))
     duplicates = plan["duplicates"]
+    # groups: consecutive rows of the shard by position, of the plan's size (never formed by timing), so a rerun
+    # forms the same groups; on a GPU, where kernels may round differently by batch shape, that is what makes a
+    # rerun reproduce the shard's bytes. On CPU a row's content is the same in any group.
+    group_rows = int(plan.get("group_rows") or DEFAULT_GROUP_ROWS)
     t0, before = time.perf_counter(), dict(vars(builder.timers))
-    batch: list = []
 
     def finish(pending: list) -> list:
         """The batch's rows; if it raises, each row alone, so only the row that trips a bug is lost to it."""
@@ -57,29 +59,36 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
                                   source_id=p.source_id)]
             return [r for p in pending for r in finish([p])]
 
-    def flush() -> None:
-        for result in finish(batch):
+    def build_group(group: list[tuple[int, object, str]]) -> None:
+        """Prepare the group's rows together, finish those that got through, write every outcome in input order."""
+        outcome: dict[int, object] = {}
+        rows = []
+        for pos, raw, sid in group:
+            if str(pos) in duplicates:
+                outcome[pos] = RowReject("duplicate_id", f"same id as input position {duplicates[str(pos)]}",
+                                         position=pos, source_id=sid)
+            else:
+                rows.append((pos, raw, sid))
+        prepared = builder.prepare_group(rows)
+        pending = [p for p in prepared if not isinstance(p, RowReject)]
+        outcome.update({r.position: r for r in prepared if isinstance(r, RowReject)})
+        outcome.update({p.position: r for p, r in zip(pending, finish(pending))})
+        for pos, _, sid in group:
+            result = outcome[pos]
             if isinstance(result, RowReject):
-                writer.reject(result.position, result.source_id, result.reason, result.detail, result.audio)
+                writer.reject(pos, sid, result.reason, result.detail, result.audio)
             else:
                 writer.add(result)
-        batch.clear()
 
     try:
+        group: list[tuple[int, object, str]] = []
         for pos, raw in source.iter_rows(shard, plan["num_shards"], plan["limit"]):
-            sid = source_id_of(raw, cfg.id_field, pos)
-            if str(pos) in duplicates:
-                writer.reject(pos, sid, "duplicate_id", f"same id as input position {duplicates[str(pos)]}")
-                continue
-            try:
-                batch.append(builder.prepare(pos, raw, sid))
-            except RowReject as e:
-                writer.reject(pos, sid, e.reason, e.detail, e.audio)
-            except Exception as e:  # a bug on one odd row is recorded, not fatal; the detail says what
-                writer.reject(pos, sid, "internal_error", f"{type(e).__name__}: {e}")
-            if len(batch) >= ASR_BATCH_ROWS:
-                flush()
-        flush()
+            group.append((pos, raw, source_id_of(raw, cfg.id_field, pos)))
+            if len(group) >= group_rows:
+                build_group(group)
+                group = []
+        if group:
+            build_group(group)
     except BaseException:
         writer.abort()
         raise

@@ -11,10 +11,12 @@ Kokoro and OpenJTalk already read through OpenJTalk's dictionary, so for them `t
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 
+from jaspeech.synthesis.batch import synthesize_batch
 from jaspeech.synthesis.speakers import SpeakerProfile
 
 READINGS = ("text", "kana")
@@ -56,6 +58,10 @@ class KanaReading:
 
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
         return self.inner.synthesize(openjtalk_kana(text), speaker, seed)
+
+    def synthesize_batch(self, items: list) -> list:
+        """The inner backend's batch (or loop) over the items' kana readings."""
+        return synthesize_batch(self.inner, [replace(item, text=openjtalk_kana(item.text)) for item in items])
 
     def missing_voices(self, names) -> list[str]:
         check = getattr(self.inner, "missing_voices", None)

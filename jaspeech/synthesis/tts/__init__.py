@@ -1,16 +1,19 @@
 """TTS backends behind one interface.
 
 A backend has a `name` (recorded in every row as `tts_model`) and
-`synthesize(text, speaker, seed) -> (float32 mono samples, sample_rate)`. Backends are imported lazily,
-so the package imports without any TTS stack installed. `make_tts(..., reading="kana")` wraps a backend
-so it is fed OpenJTalk kana readings instead of the text (see jaspeech/synthesis/reading.py).
+`synthesize(text, speaker, seed) -> (float32 mono samples, sample_rate)`. A backend that batches (the GPU
+runtime) also has `synthesize_batch(items) -> [audio | Exception, ...]`, one result per item, in order;
+the row builder always calls `synthesize_batch(tts, items)` (jaspeech/synthesis/batch.py), which loops over `synthesize` for the
+backends that don't (Kokoro, OpenJTalk: one text at a time is all a CPU voice does). An item's audio must
+depend only on the item (text, speaker, seed), never on the other items of the call. Backends are
+imported lazily, so the package imports without any TTS stack installed. `make_tts(..., reading="kana")`
+wraps a backend so it is fed OpenJTalk kana readings instead of the text (see jaspeech/synthesis/reading.py).
 """
 from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-
+from jaspeech.synthesis.batch import Audio, SynthesisItem, synthesize_batch, synthesize_each  # noqa: F401
 from jaspeech.synthesis.reading import READINGS, KanaReading, default_reading
 from jaspeech.synthesis.speakers import SpeakerProfile
 
@@ -18,7 +21,7 @@ from jaspeech.synthesis.speakers import SpeakerProfile
 class TTSBackend(Protocol):
     name: str
 
-    def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]: ...
+    def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> Audio: ...
 
 
 TTS_BACKENDS = ("kokoro", "openjtalk", "cosyvoice2", "tone")
