@@ -141,3 +141,24 @@ def test_a_window_transcript_does_not_depend_on_its_batch_mates(tiny_whisper):
     together = asr.transcribe([(short, 16000), (long, 16000)])
     assert together[0] == alone[0] and alone[0]
     assert asr.transcribe([(long, 16000)]) == together[1:]
+
+
+def test_the_gpu_settings_change_no_transcript(tiny_whisper):
+    """The static decoder cache (on by default on CUDA) and the longest-first batching give every clip the
+    transcript the dynamic cache gives it alone; batches hold windows of similar length."""
+    folder, _ = tiny_whisper
+    rng = np.random.default_rng(4)
+    clips = [((0.1 * rng.standard_normal(int(16000 * s))).astype(np.float32), 16000) for s in (1, 2.5, 1.5, 3, 2)]
+    plain = make_asr("transformers", str(folder))
+    plain.batch_size = 1
+    alone = plain.transcribe(clips)
+    fast = make_asr("transformers", str(folder))
+    fast.batch_size, fast.static_cache = 2, True
+    sizes = []
+    generate = fast.model.generate
+    fast.model.generate = lambda **kw: sizes.append(kw["encoder_outputs"].last_hidden_state.shape[0]) or generate(**kw)
+    order = []
+    real = fast._generate
+    fast._generate = lambda batch, strong: order.append([w.size for w in batch]) or real(batch, strong)
+    assert fast.transcribe(clips) == alone
+    assert order == [[48000, 40000], [32000, 24000], [16000]] and sizes == [2, 2, 1]
