@@ -33,7 +33,7 @@ def _build_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (a dataset repo)")
     p.add_argument("--limit", type=int, default=None, help="only the first N input rows")
     p.add_argument("--tts", default="kokoro", choices=TTS_BACKENDS)
-    p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2")
+    p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2 (upstream's CosyVoice2-0.5B folder, unchanged)")
     p.add_argument("--tts-reading", default=None, choices=("text", "kana"),
                    help="what the TTS is fed: the text, or its OpenJTalk kana reading (rows keep the text; "
                    "default: kana for cosyvoice2, which reads kanji in Chinese, else text)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from datasets import Features
@@ -55,9 +56,10 @@ class CorpusSpec:
     summary: str
     language: tuple[str, ...]  # of the text (and speech) in the rows, as the Hub's `language`
     tags: tuple[str, ...]
-    # (spec, plan) -> the row builder: prepare(position, raw, source_id) / finish(pending) / timers.
-    # SFT and DPO share the TTS + ASR one (pipeline.make_tts_builder); FSD50K brings a captioning one.
-    make_builder: Callable[["CorpusSpec", dict], object]
+    # (spec, plan, out) -> the row builder: prepare_group(rows) / finish(pending) / timers (`out`: the build's
+    # folder, for caches a builder keeps beside the build). SFT and DPO share the TTS + ASR one
+    # (pipeline.make_tts_builder); FSD50K brings a captioning one.
+    make_builder: Callable[["CorpusSpec", dict, Path], object]
     check_extra: Callable[[dict], dict] | None = None  # validates/cleans Example.extra, or raises RowReject
     # a corpus that does not read rows from --input files or a hub id brings its own reader
     open_source: Callable | None = None  # (input, config name, hub id, split) -> source; default InputSource

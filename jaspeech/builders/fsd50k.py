@@ -175,7 +175,7 @@ class CaptionBuilder:
         return out
 
 
-def make_builder(spec: CorpusSpec, plan: dict) -> CaptionBuilder:
+def make_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> CaptionBuilder:
     config = spec.configs[plan["config"]]
     captioner = make_captioner(plan.get("captioner") or "labels", model=plan.get("captioner_model"),
                                url=plan.get("captioner_url"), concurrency=plan.get("captioner_concurrency") or 8)

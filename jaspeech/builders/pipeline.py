@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -381,14 +382,17 @@ class RowBuilder:
         return list(transcripts)
 
 
-def make_tts_builder(spec: CorpusSpec, plan: dict) -> RowBuilder:
-    """The row builder of the TTS corpora (SFT and DPO): the plan's TTS and ASR backends, loaded once."""
+def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> RowBuilder:
+    """The row builder of the TTS corpora (SFT and DPO): the plan's TTS and ASR backends, loaded once.
+
+    A zero-shot backend's speaker registration is cached in `<out>/cache/`, beside the build (computed by the
+    first process of a build, read by every later one)."""
     from jaspeech.synthesis.asr import make_asr
     from jaspeech.synthesis.tts import make_tts
 
     config = spec.configs[plan["config"]]
     tts = make_tts(plan["tts"], model=plan.get("tts_model"), speakers=plan.get("speakers"),
-                   reading=plan.get("tts_reading"))
+                   reading=plan.get("tts_reading"), cache_dir=Path(out) / "cache" if out is not None else None)
     if config.speak != "user" and (missing := getattr(tts, "missing_voices", lambda names: [])(
             [p.name for p in ASSISTANT_PROFILES])):  # zero-shot voices need reference clips: fail before any row
         raise FileNotFoundError(

@@ -19,12 +19,12 @@ from jaspeech.builders.writer import ShardWriter, read_manifest
 _BUILDERS: dict[str, object] = {}
 
 
-def row_builder(plan: dict):
-    """One builder (and one loaded model of each kind) per process and plan."""
-    key = json.dumps({k: v for k, v in plan.items() if k != "duplicates"}, sort_keys=True)
+def row_builder(plan: dict, out: Path | None = None):
+    """One builder (and one loaded model of each kind) per process, plan and build folder."""
+    key = json.dumps({**{k: v for k, v in plan.items() if k != "duplicates"}, "_out": str(out)}, sort_keys=True)
     if key not in _BUILDERS:
         spec = corpus_spec(plan["corpus"])
-        _BUILDERS[key] = spec.make_builder(spec, plan)
+        _BUILDERS[key] = spec.make_builder(spec, plan, out)
     return _BUILDERS[key]
 
 
@@ -37,7 +37,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     """Process every input row of one shard and publish the shard; returns its manifest."""
     spec = corpus_spec(plan["corpus"])
     cfg = spec.configs[plan["config"]]
-    builder = row_builder(plan)
+    builder = row_builder(plan, out)
     source = open_source(spec, plan["input"], cfg, plan["split"])
     writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features_of(cfg.name),
                          keep_reject_audio=plan.get("keep_reject_audio", False))

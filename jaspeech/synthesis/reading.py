@@ -20,7 +20,7 @@ from jaspeech.synthesis.batch import synthesize_batch
 from jaspeech.synthesis.speakers import SpeakerProfile
 
 READINGS = ("text", "kana")
-DEFAULT_READING = {"cosyvoice2": "kana"}  # every other backend: "text"
+DEFAULT_READING = {"cosyvoice2": "kana", "cosyvoice2-upstream": "kana"}  # every other backend: "text"
 
 
 def default_reading(tts: str) -> str:

@@ -166,7 +166,7 @@ def test_assistant_voices_register_from_their_clips_or_fail_before_an_s2s_build(
     from jaspeech.synthesis.speakers import ASSISTANT_PROFILES
 
     spec = corpus_spec("jaspeech-sft-audio")
-    plan = {"config": "magpie-s2s", "tts": "cosyvoice2", "tts_model": str(model_dir), "speakers": str(speakers),
+    plan = {"config": "magpie-s2s", "tts": "cosyvoice2-upstream", "tts_model": str(model_dir), "speakers": str(speakers),
             "tts_reading": "text", "asr": "none", "asr_model": None, "max_kana_cer": 0.1, "max_seconds": 120.0}
     with pytest.raises(FileNotFoundError, match="asst00, asst01.*<voice>.wav"):
         make_tts_builder(spec, plan)

@@ -86,7 +86,7 @@ def fed_texts(upstream, monkeypatch):
 def test_build_through_upstream_cosyvoice2(model_dir, speakers, fed_texts, tmp_path):
     out = tmp_path / "corpus"
     assert main(["build", "jaspeech-sft-audio", "--config", "magpie", "--input", "sample", "--limit", "3",
-                 "--tts", "cosyvoice2", "--tts-model", str(model_dir), "--speakers", str(speakers),
+                 "--tts", "cosyvoice2-upstream", "--tts-model", str(model_dir), "--speakers", str(speakers),
                  "--asr", "none", "--out", str(out)]) == 0
     kept, rejected = assert_accounted(out, "magpie", 3)
     assert len(kept) == 3 and rejected == []
@@ -106,7 +106,7 @@ def test_build_through_upstream_cosyvoice2(model_dir, speakers, fed_texts, tmp_p
 def test_every_chunk_kept_and_seeded(model_dir, speakers, upstream, monkeypatch):
     from jaspeech.synthesis.tts import make_tts
 
-    tts = make_tts("cosyvoice2", model=str(model_dir), speakers=str(speakers), reading="text")
+    tts = make_tts("cosyvoice2-upstream", model=str(model_dir), speakers=str(speakers), reading="text")
     assert tts.name == "CosyVoice2 (CosyVoice2-tiny)" and tts.sample_rate == 24000
     chunks: list[int] = []
     real = upstream.inference_zero_shot

@@ -24,30 +24,38 @@ class TTSBackend(Protocol):
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> Audio: ...
 
 
-TTS_BACKENDS = ("kokoro", "openjtalk", "cosyvoice2", "tone")
+# cosyvoice2: our batched runtime on upstream's unchanged model folder (jaspeech/synthesis/tts/cosyvoice2_runtime);
+# cosyvoice2-upstream: upstream's own inference API, one sentence at a time (the oracle, for comparison)
+TTS_BACKENDS = ("kokoro", "openjtalk", "cosyvoice2", "cosyvoice2-upstream", "tone")
+ZERO_SHOT = ("cosyvoice2", "cosyvoice2-upstream")
 
 
 def make_tts(name: str, model: str | None = None, speakers: str | None = None,
-             reading: str | None = None) -> TTSBackend:
+             reading: str | None = None, cache_dir: str | None = None) -> TTSBackend:
     """`model` and `speakers` are for zero-shot GPU backends; the offline ones carry their own.
 
     `reading`: "text" feeds the backend the text as written, "kana" its OpenJTalk kana reading (rows
-    keep the text either way); None takes the backend's default, `default_reading(name)`.
+    keep the text either way); None takes the backend's default, `default_reading(name)`. `cache_dir`: where
+    the batched runtime keeps its speaker registration (None: registered anew in every process).
     """
     reading = reading or default_reading(name)
     if reading not in READINGS:
         raise ValueError(f"unknown TTS reading {reading!r}; choose from {', '.join(READINGS)}")
-    backend = _make_backend(name, model, speakers)
+    backend = _make_backend(name, model, speakers, cache_dir)
     return KanaReading(backend) if reading == "kana" else backend
 
 
-def _make_backend(name: str, model: str | None, speakers: str | None) -> TTSBackend:
-    if name == "cosyvoice2":
+def _make_backend(name: str, model: str | None, speakers: str | None, cache_dir: str | None) -> TTSBackend:
+    if name in ZERO_SHOT:
         if not model or not speakers:
-            raise ValueError("--tts cosyvoice2 needs --tts-model (the CosyVoice2 folder) and --speakers")
-        from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
+            raise ValueError(f"--tts {name} needs --tts-model (the CosyVoice2 folder) and --speakers")
+        if name == "cosyvoice2-upstream":
+            from jaspeech.synthesis.tts.cosyvoice2 import CosyVoice2TTS
 
-        return CosyVoice2TTS(model, speakers)
+            return CosyVoice2TTS(model, speakers)
+        from jaspeech.synthesis.tts.cosyvoice2_runtime.runtime import CosyVoice2Runtime
+
+        return CosyVoice2Runtime.from_folders(model, speakers, cache_dir=cache_dir)
     if model or speakers:
         raise ValueError(f"--tts {name} takes no --tts-model or --speakers")
     if name == "kokoro":

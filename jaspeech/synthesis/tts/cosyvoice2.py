@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import inspect
 import random
-import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, PROFILES, SpeakerProfile
-from jaspeech.synthesis.text import estimate_morae
+from jaspeech.synthesis.speakers import SpeakerProfile
+from jaspeech.synthesis.tts.zero_shot import (  # noqa: F401  (kanji_number, normalize_japanese: used by tests)
+    MAX_PROMPT_SECONDS, kanji_number, normalize_japanese, plausible_seconds, reference_voices, split_sentences,
+    voice_hint)
 
 UPSTREAM_WHEEL = "cosyvoice2-fr-infer==0.1.5"
 INSTALL_HINT = (
@@ -47,71 +48,6 @@ INSTALL_HINT = (
     "as transformers==4.40.1, numpy==1.26 and deepspeed that jaspeech neither needs nor can install "
     "beside its own)"
 )
-MAX_PROMPT_SECONDS = 30.0  # upstream's speech tokenizer refuses longer prompts
-
-_DIGITS = "〇一二三四五六七八九"
-_UNITS = [(10**12, "兆"), (10**8, "億"), (10**4, "万")]
-_SMALL = [(1000, "千"), (100, "百"), (10, "十")]
-
-
-def _below_10000(n: int) -> str:
-    out = ""
-    for value, name in _SMALL:
-        q, n = divmod(n, value)
-        if q:
-            out += ("" if q == 1 else _DIGITS[q]) + name
-    return out + (_DIGITS[n] if n else "")
-
-
-def kanji_number(n: int) -> str:
-    """2024 -> 二千二十四, 10000 -> 一万: how Japanese reads integers, for a TTS that reads digits in Chinese."""
-    if n == 0:
-        return "零"
-    out = ""
-    for value, name in _UNITS:
-        q, n = divmod(n, value)
-        if q:
-            out += _below_10000(q) + name
-    return out + _below_10000(n)
-
-
-def _number(match: re.Match) -> str:
-    whole, frac = match.group(1).replace(",", ""), match.group(2)
-    text = kanji_number(int(whole)) if len(whole) <= 16 else "".join(_DIGITS[int(d)] for d in whole)
-    if frac:
-        text += "点" + "".join(_DIGITS[int(d)] for d in frac)
-    return text
-
-
-def normalize_japanese(text: str) -> str:
-    """Spell numbers as kanji numerals (the model would otherwise read digits in Chinese)."""
-    text = re.sub(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?", _number, text)
-    return text.replace("%", "パーセント")
-
-
-def split_sentences(text: str, max_chars: int = 80) -> list[str]:
-    """Sentences on 。！？; overlong ones further on 、 so each call stays short and stable."""
-    out: list[str] = []
-    for sentence in (s for s in re.split(r"(?<=[。！？!?])", text) if s.strip()):
-        if len(sentence) <= max_chars:
-            out.append(sentence)
-            continue
-        piece = ""
-        for clause in re.split(r"(?<=[、,])", sentence):
-            if piece and len(piece) + len(clause) > max_chars:
-                out.append(piece)
-                piece = ""
-            piece += clause
-        if piece:
-            out.append(piece)
-    return out
-
-
-def plausible_seconds(text: str) -> tuple[float, float]:
-    """The range of durations a sentence may have; outside it, the generation ran away or stopped early."""
-    expected = estimate_morae(text) / 8.0  # ~8 morae/s for read Japanese
-    return max(0.25, 0.35 * expected), 2.5 * expected + 1.0
-
 
 def _import_cosyvoice2():
     try:
@@ -174,12 +110,6 @@ def _to_numpy(chunk) -> np.ndarray:
     return np.asarray(chunk, dtype=np.float32).reshape(-1)
 
 
-def _voice_hint(speakers: Path, names: list[str]) -> str:
-    return (f"speakers folder {speakers} has no reference clip for {', '.join(names)}: add <voice>.wav (a 3-10 s "
-            "clip) and <voice>.txt (its transcript) for each; speech-to-speech configs (--speak assistant|both) "
-            f"speak responses in the assistant voices {', '.join(p.name for p in ASSISTANT_PROFILES)}")
-
-
 class CosyVoice2TTS:
     reads_with_openjtalk = False
 
@@ -187,24 +117,14 @@ class CosyVoice2TTS:
                  load_trt: bool = False, load_vllm: bool = False, max_retries: int = 2,
                  sentence_pause: float = 0.25) -> None:
         speakers = Path(speakers_dir)
-        missing = [f"{p.name}{suffix}" for p in PROFILES for suffix in (".wav", ".txt")
-                   if not (speakers / f"{p.name}{suffix}").exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"speakers folder {speakers} lacks {', '.join(missing[:6])}{'...' if len(missing) > 6 else ''}: "
-                "it needs <speaker>.wav (a 3-10 s reference clip) and <speaker>.txt (its transcript) "
-                f"for {PROFILES[0].name}..{PROFILES[-1].name}"
-            )
+        voices = reference_voices(speakers)
         self.model = load_upstream(model_dir, fp16=fp16, load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm)
         self.sample_rate = int(self.model.sample_rate)
         self.name = f"CosyVoice2 ({Path(model_dir).name})"
         self.speakers_dir = speakers
         takes_path = list(inspect.signature(self.model.add_zero_shot_spk).parameters)[1] == "prompt_wav"
-        # the assistant voices of speech-to-speech configs are optional: registered where their clips exist
-        assistants = [p for p in ASSISTANT_PROFILES
-                      if (speakers / f"{p.name}.wav").exists() and (speakers / f"{p.name}.txt").exists()]
-        self.voices = {p.name for p in PROFILES} | {p.name for p in assistants}
-        for p in (*PROFILES, *assistants):
+        self.voices = {p.name for p in voices}
+        for p in voices:
             prompt_text = (speakers / f"{p.name}.txt").read_text(encoding="utf-8").strip()
             if not prompt_text:
                 raise ValueError(f"{speakers / p.name}.txt is empty: it must hold the transcript of {p.name}.wav")
@@ -229,7 +149,7 @@ class CosyVoice2TTS:
 
     def synthesize(self, text: str, speaker: SpeakerProfile, seed: int) -> tuple[np.ndarray, int]:
         if speaker.name not in self.voices:
-            raise FileNotFoundError(_voice_hint(self.speakers_dir, [speaker.name]))
+            raise FileNotFoundError(voice_hint(self.speakers_dir, [speaker.name]))
         pieces: list[np.ndarray] = []
         for k, sentence in enumerate(split_sentences(normalize_japanese(text))):
             low, high = plausible_seconds(sentence)
