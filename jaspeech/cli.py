@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from jaspeech import __version__
@@ -93,19 +94,9 @@ def _run_build(args) -> int:
     except ValueError as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
-    opts = BuildOptions(
-        corpus=args.corpus, config=config, out=args.out, input=args.input, split=args.split,
-        limit=args.limit, captioner=args.captioner, captioner_model=args.captioner_model,
-        captioner_url=args.captioner_url, captioner_concurrency=args.captioner_concurrency, tts=args.tts,
-        tts_model=args.tts_model, tts_reading=args.tts_reading, speakers=args.speakers, asr=args.asr,
-        asr_model=args.asr_model, max_kana_cer=args.max_kana_cer, max_seconds=args.max_seconds,
-        keep_reject_audio=args.keep_reject_audio, max_response_seconds=args.max_response_seconds,
-        group_rows=args.group_rows, num_shards=args.num_shards, shard_index=args.shard_index, plan_only=args.plan_only, workers=args.workers,
-        overwrite=args.overwrite, quiet=args.quiet, executor=args.executor, ray_address=args.ray_address,
-        gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, dry_run=args.dry_run,
-        slurm_template=args.slurm_template, slurm_time=args.slurm_time, slurm_partition=args.slurm_partition,
-        slurm_max_parallel=args.slurm_max_parallel,
-    )
+    # every BuildOptions field the parser has, under the same name (--max-kana-cer -> max_kana_cer)
+    opts = BuildOptions(**{f.name: getattr(args, f.name) for f in fields(BuildOptions) if hasattr(args, f.name)}
+                        | {"config": config})
     try:
         summary = build(opts)
     except (PlanMismatch, NoPlan, FileNotFoundError, ValueError) as e:

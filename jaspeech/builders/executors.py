@@ -18,6 +18,7 @@ from typing import Callable
 import jinja2
 from tqdm import tqdm
 
+from jaspeech.builders.plan import COMMAND_OPTIONS, option_flags
 from jaspeech.builders.shards import run_shard, shard_rows
 
 SLURM_TEMPLATE = Path(__file__).parent / "templates" / "slurm.sbatch.j2"
@@ -127,21 +128,8 @@ def build_command(opts, num_shards: int) -> list[str]:
     """The `jaspeech build` command line of one array task: the options, which it checks against the
     stored plan (it never reads the input to plan again)."""
     cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
-           "--out", str(Path(opts.out).resolve()), "--tts", opts.tts, "--asr", opts.asr,
-           "--max-kana-cer", repr(opts.max_kana_cer), "--max-seconds", repr(opts.max_seconds),
-           "--max-response-seconds", repr(opts.max_response_seconds),
-           "--split", opts.split, "--num-shards", str(num_shards),
-           "--captioner-concurrency", str(opts.captioner_concurrency), "--quiet"]
-    for flag, value in (("--input", opts.input), ("--limit", opts.limit), ("--group-rows", opts.group_rows),
-                        ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
-                        ("--speakers", opts.speakers),
-                        ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
-                        ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
-        if value is not None:
-            cmd += [flag, str(value)]
-    if opts.keep_reject_audio:
-        cmd.append("--keep-reject-audio")
-    return cmd
+           "--out", str(Path(opts.out).resolve()), "--num-shards", str(num_shards)]
+    return cmd + option_flags(opts, COMMAND_OPTIONS) + ["--quiet"]
 
 
 def slurm_script(opts, num_shards: int, template: Path | None = None) -> str:

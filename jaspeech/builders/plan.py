@@ -159,24 +159,28 @@ def make_plan(opts: BuildOptions) -> dict:
     }
 
 
+def option_flags(opts: BuildOptions, names) -> list[str]:
+    """Command-line flags for the options `names` of `opts` that are not BuildOptions' defaults (a field's flag
+    is its name with dashes: `max_kana_cer` -> `--max-kana-cer`; a boolean is a bare flag). What a task's or
+    the plan's command line must carry so the plan check sees the same options."""
+    out: list[str] = []
+    for name in names:
+        value, default = getattr(opts, name), getattr(BuildOptions, name, None)
+        if value is None or value == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        out += [flag] if value is True else [flag, repr(value) if isinstance(value, float) else str(value)]
+    return out
+
+
+# the options a row's content depends on that a command line can set (corpus and config are positional)
+COMMAND_OPTIONS = tuple(k for k in PLAN_OPTIONS if k not in ("corpus", "config"))
+
+
 def plan_command(opts: BuildOptions) -> str:
     """The command that writes the plan for these options (named in errors and the Slurm dry run)."""
     cmd = ["jaspeech", "build", opts.corpus, "--config", opts.config, "--out", str(opts.out)]
-    flags = ["--keep-reject-audio"] if opts.keep_reject_audio else []
-    for flag, name in (("--max-seconds", "max_seconds"), ("--max-response-seconds", "max_response_seconds"),
-                       ("--max-kana-cer", "max_kana_cer"), ("--captioner-concurrency", "captioner_concurrency")):
-        if getattr(opts, name) != getattr(BuildOptions, name):  # the plan checks them: name every non-default
-            flags += [flag, repr(getattr(opts, name))]
-    for flag, value in (("--input", opts.input), ("--split", opts.split if opts.split != "train" else None),
-                        ("--limit", opts.limit), ("--num-shards", opts.num_shards), ("--tts", opts.tts),
-                        ("--group-rows", opts.group_rows),
-                        ("--tts-model", opts.tts_model), ("--tts-reading", opts.tts_reading),
-                        ("--speakers", opts.speakers), ("--asr", opts.asr),
-                        ("--asr-model", opts.asr_model), ("--captioner", opts.captioner),
-                        ("--captioner-model", opts.captioner_model), ("--captioner-url", opts.captioner_url)):
-        if value is not None:
-            cmd += [flag, str(value)]
-    return shlex.join(cmd + flags + ["--plan-only"])
+    return shlex.join(cmd + option_flags(opts, (*COMMAND_OPTIONS, "num_shards")) + ["--plan-only"])
 
 
 def read_plan(opts: BuildOptions) -> dict:

@@ -1,4 +1,7 @@
-"""`cosyvoice2`: CosyVoice2 zero-shot TTS on GPU, driving upstream FunAudioLLM/CosyVoice's own classes.
+"""`cosyvoice2-upstream`: CosyVoice2 zero-shot TTS driving upstream FunAudioLLM/CosyVoice's own inference API.
+
+Kept beside our batched runtime (`--tts cosyvoice2`, cosyvoice2_runtime/) for comparison: one sentence at a
+time, as upstream's API runs it, 0.73 GPU-hours per audio-hour on an H200 (benchmarks/gpu_cost.py).
 
 Upstream API (`cosyvoice/cli/cosyvoice.py`):
     CosyVoice2(model_dir, load_jit=False, load_trt=False, load_vllm=False, fp16=False)
@@ -42,11 +45,11 @@ from jaspeech.synthesis.tts.zero_shot import (  # noqa: F401  (kanji_number, nor
 
 UPSTREAM_WHEEL = "cosyvoice2-fr-infer==0.1.5"
 INSTALL_HINT = (
-    "the cosyvoice2 backend needs upstream CosyVoice, which is not on PyPI under its own name. Install "
-    f"`pip install 'jaspeech[cosyvoice]'` and then `pip install --no-deps {UPSTREAM_WHEEL}` (an Apache-2.0 "
+    "the cosyvoice2-upstream backend needs upstream CosyVoice, which is not on PyPI under its own name. Install "
+    f"`pip install 'jaspeech[cosyvoice-upstream]'` and then `pip install --no-deps {UPSTREAM_WHEEL}` (an Apache-2.0 "
     "wheel carrying upstream's cosyvoice/ and matcha/ packages; --no-deps because it declares pins such "
     "as transformers==4.40.1, numpy==1.26 and deepspeed that jaspeech neither needs nor can install "
-    "beside its own)"
+    "beside its own). The batched runtime, --tts cosyvoice2, needs none of it: `pip install 'jaspeech[cosyvoice]'`"
 )
 
 def _import_cosyvoice2():
