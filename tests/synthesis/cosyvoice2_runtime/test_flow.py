@@ -112,12 +112,14 @@ def test_upstreams_batch_path_leaks_into_a_short_row_and_ours_does_not(upstream_
     assert (ours_batched - upstream_alone).abs().max().item() < TOL
 
 
-def test_half_precision_runs_and_stays_close(tiny_folder):
-    """bf16 (the fp16/bf16 path a GPU takes): finite, float32 out, near the float32 result."""
+@pytest.mark.parametrize("dtype, tol", [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
+def test_half_precision_runs_and_stays_close(tiny_folder, dtype, tol):
+    """fp16 / bf16 (what a GPU runs): finite, float32 out, near the float32 result (measured here: relative
+    L2 8e-4 for fp16, 7e-3 for bf16)."""
     tokens, prompts, feats, embeddings = _rows([(4, 5), (6, 12)], seed=4)
     want = CosyVoice2Flow.from_folder(tiny_folder).inference(tokens, prompts, feats, embeddings, n_timesteps=4)
-    got = CosyVoice2Flow.from_folder(tiny_folder, dtype=torch.bfloat16).inference(
+    got = CosyVoice2Flow.from_folder(tiny_folder, dtype=dtype).inference(
         tokens, prompts, feats, embeddings, n_timesteps=4)
     for g, w in zip(got, want):
-        assert g.dtype == torch.float32 and torch.isfinite(g).all()
-        assert ((g - w).norm() / w.norm()).item() < 0.1
+        assert g.shape == w.shape and g.dtype == torch.float32 and torch.isfinite(g).all()
+        assert ((g - w).norm() / w.norm()).item() < tol

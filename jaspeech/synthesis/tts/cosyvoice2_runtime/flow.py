@@ -181,7 +181,9 @@ class UpsampleConformerEncoder(nn.Module):
         super().__init__()
         self.embed = LinearNoSubsampling(input_size, output_size)
         self.pre_lookahead_layer = PreLookaheadLayer(output_size, pre_lookahead_len)
-        layer = lambda: ConformerEncoderLayer(output_size, attention_heads, linear_units, activation_type, key_bias)  # noqa: E731
+        def layer() -> ConformerEncoderLayer:
+            return ConformerEncoderLayer(output_size, attention_heads, linear_units, activation_type, key_bias)
+
         self.encoders = nn.ModuleList([layer() for _ in range(num_blocks)])
         self.up_layer = Upsample1D(output_size, output_size, stride=2)
         self.up_embed = LinearNoSubsampling(input_size, output_size)
@@ -342,8 +344,9 @@ class CausalConditionalDecoder(nn.Module):
         self.in_channels = in_channels
         time_dim = ch * 4
         self.time_mlp = TimestepEmbedding(in_channels, time_dim)
-        blocks = lambda: nn.ModuleList(  # noqa: E731
-            [BasicTransformerBlock(ch, num_heads, attention_head_dim) for _ in range(n_blocks)])
+        def blocks() -> nn.ModuleList:
+            return nn.ModuleList([BasicTransformerBlock(ch, num_heads, attention_head_dim) for _ in range(n_blocks)])
+
         self.down_blocks = nn.ModuleList([nn.ModuleList(
             [CausalResnetBlock1D(in_channels, ch, time_dim), blocks(), CausalConv1d(ch, ch, 3)])])
         self.mid_blocks = nn.ModuleList([nn.ModuleList([CausalResnetBlock1D(ch, ch, time_dim), blocks()])
@@ -490,32 +493,33 @@ class CosyVoice2Flow(CausalMaskedDiffWithXvec):
                   prompt_feats: list[torch.Tensor], embeddings: torch.Tensor,
                   n_timesteps: int = 10) -> list[torch.Tensor]:
         """Each row's generated mel [80, 2 * len(tokens_i)] (prompt frames removed), float32 (float64 for a
-        float64 model); upstream's non-streaming `flow.inference` row by row, in one batch.
+        float64 model); upstream's non-streaming `self.inference` row by row, in one batch.
 
         tokens / prompt_tokens: 1-D int64 speech tokens per row; prompt_feats: [2 * len(prompt_tokens_i), 80]
         per row (upstream's frontend aligns them so); embeddings: [B, 192] speaker embeddings."""
-        flow, device, dtype = self, self.device, self.dtype
+        device, dtype = self.device, self.dtype
         rows = len(tokens)
         if not (len(prompt_tokens) == len(prompt_feats) == embeddings.size(0) == rows):
             raise ValueError("tokens, prompt_tokens, prompt_feats and embeddings need one entry per row")
         for p, f in zip(prompt_tokens, prompt_feats):
-            if f.shape != (2 * len(p), flow.output_size):
+            if f.shape != (2 * len(p), self.output_size):
                 raise ValueError(f"a prompt of {len(p)} tokens needs prompt_feats [{2 * len(p)}, "
-                                 f"{flow.output_size}], got {list(f.shape)}")
+                                 f"{self.output_size}], got {list(f.shape)}")
         seqs = [torch.cat([p.reshape(-1), t.reshape(-1)]).to(device=device, dtype=torch.long)
                 for p, t in zip(prompt_tokens, tokens)]
         lengths = torch.tensor([len(s) for s in seqs], device=device)
         ids = nn.utils.rnn.pad_sequence(seqs, batch_first=True)  # right padding with token 0
         token_mask = _pad_mask(lengths, ids.size(1)).transpose(1, 2).to(dtype)  # [B, T, 1]
 
-        spks = flow.spk_embed_affine_layer(F.normalize(embeddings.to(device=device, dtype=dtype), dim=1))
-        x = flow.input_embedding(torch.clamp(ids, min=0)) * token_mask
-        h = flow.encoder_proj(flow.encoder(x, lengths))  # [B, 2T, 80]
-        mel_lengths = lengths * 2
+        spks = self.spk_embed_affine_layer(F.normalize(embeddings.to(device=device, dtype=dtype), dim=1))
+        x = self.input_embedding(torch.clamp(ids, min=0)) * token_mask
+        h = self.encoder_proj(self.encoder(x, lengths))  # [B, 2T, 80]
         cond = torch.zeros_like(h)
         for row, feat in enumerate(prompt_feats):
             cond[row, : feat.size(0)] = feat.to(device=device, dtype=dtype)
-        mask = _pad_mask(mel_lengths, h.size(1)).to(dtype)
-        mel = flow.decoder(h.transpose(1, 2).contiguous(), mask, spks, cond.transpose(1, 2).contiguous(),
+        mask = _pad_mask(lengths * 2, h.size(1)).to(dtype)
+        mel = self.decoder(h.transpose(1, 2).contiguous(), mask, spks, cond.transpose(1, 2).contiguous(),
                            n_timesteps=n_timesteps)
-        return [mel[row, :, feat.size(0): int(mel_lengths[row])] for row, feat in enumerate(prompt_feats)]
+        # clones: a row's mel should not keep the whole batch's tensor alive
+        return [mel[row, :, feat.size(0): 2 * len(seq)].clone()
+                for row, (feat, seq) in enumerate(zip(prompt_feats, seqs))]

@@ -17,7 +17,7 @@ the third draw is skipped (its value is never used and nothing is drawn after it
 Why no batched path: every conv here is centred (kernel 3 to 16, dilations up to 5), the source STFT
 reflect-pads each row's own end and the iSTFT's overlap-add normalises by each row's own window envelope,
 so a padded batch would need a re-mask before every conv plus per-row STFT/iSTFT edges. The vocoder is a
-small share of the cost (a few % of the flow's FLOPs per second of audio), so rows run one by one.
+small share of the cost (about a tenth of the flow's FLOPs per second of audio), so rows run one by one.
 """
 from __future__ import annotations
 
