@@ -1,0 +1,241 @@
+"""CosyVoice2's HiFT vocoder (80-bin mel at 50 Hz -> 24 kHz waveform), one row at a time, seeded per row.
+
+Follows cosyvoice/hifigan/generator.py (`HiFTGenerator`, `SourceModuleHnNSF2`, `SineGen2`, `ResBlock`),
+cosyvoice/hifigan/f0_predictor.py (`ConvRNNF0Predictor`) and cosyvoice/transformer/activation.py (`Snake`)
+of FunAudioLLM/CosyVoice 6385656 (Apache-2.0, Copyright Alibaba Inc). Module names are upstream's; the
+weight-normed convs of hift.pt (`<conv>.parametrizations.weight.original0/1`, or the older
+`<conv>.weight_g/_v`) are folded into plain `<conv>.weight` at load (w = g * v / ||v||, the norm over all
+dims but 0, as torch's weight_norm computes), so inference runs plain convs; every key of the file must be
+consumed and none may be missing.
+
+Randomness: upstream draws, in this order, from the device's global generator: `rand(B, 9)` (initial
+harmonic phases), `randn_like(sine_waves)` (the source's additive noise) and `randn_like(uv)` (a noise
+output inference discards). We draw the first two, in that order, shapes and dtypes, from a per-row
+`torch.Generator` seeded with the row's seed, so a row equals upstream after `torch.manual_seed(seed)`;
+the third draw is skipped (its value is never used and nothing is drawn after it).
+
+Why no batched path: every conv here is centred (kernel 3 to 16, dilations up to 5), the source STFT
+reflect-pads each row's own end and the iSTFT's overlap-add normalises by each row's own window envelope,
+so a padded batch would need a re-mask before every conv plus per-row STFT/iSTFT edges. The vocoder is a
+small share of the cost (about a tenth of the flow's FLOPs per second of audio), so rows run one by one.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jaspeech.synthesis.tts.cosyvoice2_runtime.config import kwargs, read_config
+
+
+def _padding(kernel_size: int, dilation: int = 1) -> int:
+    return int((kernel_size * dilation - dilation) / 2)
+
+
+class Snake(nn.Module):
+    """x + 1/alpha * sin^2(alpha x), alpha per channel (linear scale, as CosyVoice2's ResBlocks use it)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = self.alpha.unsqueeze(0).unsqueeze(-1)
+        return x + (1.0 / (alpha + 1e-9)) * torch.pow(torch.sin(x * alpha), 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int]):
+        super().__init__()
+        self.convs1 = nn.ModuleList([nn.Conv1d(channels, channels, kernel_size, 1, dilation=d,
+                                               padding=_padding(kernel_size, d)) for d in dilations])
+        self.convs2 = nn.ModuleList([nn.Conv1d(channels, channels, kernel_size, 1, dilation=1,
+                                               padding=_padding(kernel_size)) for _ in dilations])
+        self.activations1 = nn.ModuleList([Snake(channels) for _ in dilations])
+        self.activations2 = nn.ModuleList([Snake(channels) for _ in dilations])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv1, conv2, act1, act2 in zip(self.convs1, self.convs2, self.activations1, self.activations2):
+            x = conv2(act2(conv1(act1(x)))) + x
+        return x
+
+
+class ConvRNNF0Predictor(nn.Module):
+    """Mel [B, 80, T] -> F0 [B, T] (Hz, non-negative): five conv + ELU, then a linear per frame."""
+
+    def __init__(self, num_class: int = 1, in_channels: int = 80, cond_channels: int = 512):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(5):
+            layers += [nn.Conv1d(in_channels if i == 0 else cond_channels, cond_channels, kernel_size=3, padding=1),
+                       nn.ELU()]
+        self.condnet = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cond_channels, num_class)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.abs(self.classifier(self.condnet(x).transpose(1, 2)).squeeze(-1))
+
+
+class SourceModuleHnNSF2(nn.Module):
+    """Harmonic-plus-noise excitation from F0 (upstream's SineGen2 + a linear merge of the harmonics)."""
+
+    def __init__(self, sampling_rate: int, upsample_scale: int, harmonic_num: int = 0, sine_amp: float = 0.1,
+                 add_noise_std: float = 0.003, voiced_threshod: float = 0):
+        super().__init__()
+        self.sampling_rate, self.upsample_scale = sampling_rate, upsample_scale
+        self.harmonic_num, self.sine_amp = harmonic_num, sine_amp
+        self.noise_std, self.voiced_threshold = add_noise_std, voiced_threshod
+        self.l_linear = nn.Linear(harmonic_num + 1, 1)
+
+    def forward(self, f0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """f0 [B, L, 1] at the sample rate (Hz) -> excitation [B, L, 1]."""
+        harmonics = torch.arange(1, self.harmonic_num + 2, dtype=torch.float32, device=f0.device)
+        rad = (f0 * harmonics[None, None, :] / self.sampling_rate) % 1  # [B, L, H]: cycles per sample
+        initial = torch.rand(f0.size(0), rad.size(2), device=f0.device, generator=generator)
+        initial[:, 0] = 0  # no random phase for the fundamental
+        rad[:, 0, :] = rad[:, 0, :] + initial
+        # the phase is integrated at frame rate and interpolated back (upstream's SineGen2, to avoid drift)
+        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1 / self.upsample_scale, mode="linear").transpose(1, 2)
+        phase = torch.cumsum(rad, dim=1) * 2 * math.pi
+        phase = F.interpolate(phase.transpose(1, 2) * self.upsample_scale, scale_factor=float(self.upsample_scale),
+                              mode="linear").transpose(1, 2)
+        sines = torch.sin(phase) * self.sine_amp
+        uv = (f0 > self.voiced_threshold).type(torch.float32)
+        noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
+        # upstream's randn_like(sine_waves): the same strides matter, the CPU kernel fills a strided tensor
+        # in a different order (and with a different algorithm) than a contiguous one
+        noise = noise_amp * torch.empty_like(sines).normal_(generator=generator)
+        return torch.tanh(self.l_linear(sines * uv + noise))
+
+
+class HiFTGenerator(nn.Module):
+    """Neural source filter + iSTFTNet: mel -> F0 -> excitation; mel + excitation STFT -> magnitude/phase."""
+
+    def __init__(self, in_channels: int = 80, base_channels: int = 512, nb_harmonics: int = 8,
+                 sampling_rate: int = 24000, nsf_alpha: float = 0.1, nsf_sigma: float = 0.003,
+                 nsf_voiced_threshold: float = 10, upsample_rates: list[int] = (8, 5, 3),
+                 upsample_kernel_sizes: list[int] = (16, 11, 7), istft_params: dict | None = None,
+                 resblock_kernel_sizes: list[int] = (3, 7, 11),
+                 resblock_dilation_sizes: list[list[int]] = ((1, 3, 5),) * 3,
+                 source_resblock_kernel_sizes: list[int] = (7, 7, 11),
+                 source_resblock_dilation_sizes: list[list[int]] = ((1, 3, 5),) * 3,
+                 lrelu_slope: float = 0.1, audio_limit: float = 0.99, f0_predictor: dict | None = None):
+        super().__init__()
+        if sampling_rate == 22050:
+            raise NotImplementedError("sampling_rate 22050 is CosyVoice 1's HiFT (SineGen); CosyVoice2 uses 24000")
+        istft_params = dict(istft_params or {"n_fft": 16, "hop_len": 4})
+        self.n_fft, self.hop_len = istft_params["n_fft"], istft_params["hop_len"]
+        self.lrelu_slope, self.audio_limit = lrelu_slope, audio_limit
+        self.num_kernels = len(resblock_kernel_sizes)
+        self.upsample_scale = math.prod(upsample_rates) * self.hop_len  # waveform samples per mel frame
+        self.m_source = SourceModuleHnNSF2(sampling_rate, self.upsample_scale, nb_harmonics, nsf_alpha, nsf_sigma,
+                                           nsf_voiced_threshold)
+        self.conv_pre = nn.Conv1d(in_channels, base_channels, 7, 1, padding=3)
+        self.ups = nn.ModuleList([
+            nn.ConvTranspose1d(base_channels // 2 ** i, base_channels // 2 ** (i + 1), k, u, padding=(k - u) // 2)
+            for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes))])
+        down_rates = [1, *list(upsample_rates)[::-1][:-1]]
+        cum_rates = [math.prod(down_rates[: i + 1]) for i in range(len(down_rates))][::-1]
+        self.source_downs = nn.ModuleList()
+        self.source_resblocks = nn.ModuleList()
+        for i, (u, k, d) in enumerate(zip(cum_rates, source_resblock_kernel_sizes, source_resblock_dilation_sizes)):
+            ch = base_channels // 2 ** (i + 1)
+            self.source_downs.append(nn.Conv1d(self.n_fft + 2, ch, 1, 1) if u == 1
+                                     else nn.Conv1d(self.n_fft + 2, ch, u * 2, u, padding=u // 2))
+            self.source_resblocks.append(ResBlock(ch, k, list(d)))
+        self.resblocks = nn.ModuleList([
+            ResBlock(base_channels // 2 ** (i + 1), k, list(d))
+            for i in range(len(self.ups)) for k, d in zip(resblock_kernel_sizes, resblock_dilation_sizes)])
+        self.conv_post = nn.Conv1d(base_channels // 2 ** len(self.ups), self.n_fft + 2, 7, 1, padding=3)
+        self.f0_predictor = ConvRNNF0Predictor(**(f0_predictor or {}))
+        # scipy's get_window("hann", n_fft, fftbins=True) in float32, as upstream keeps it
+        self.stft_window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64).float()
+
+    def decode(self, mel: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """mel [1, 80, T], excitation [1, 1, L] -> waveform [1, L]."""
+        window = self.stft_window.to(mel.device)  # float32 even for a float64 model, as upstream (iSTFT's
+        # window envelope is then computed in float32: casting the window would change the result)
+        spec = torch.view_as_real(torch.stft(source.squeeze(1), self.n_fft, self.hop_len, self.n_fft, window=window,
+                                             return_complex=True))
+        s_stft = torch.cat([spec[..., 0], spec[..., 1]], dim=1)
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, self.lrelu_slope))
+            if i == len(self.ups) - 1:
+                x = F.pad(x, (1, 0), mode="reflect")
+            x = x + self.source_resblocks[i](self.source_downs[i](s_stft))
+            xs = self.resblocks[i * self.num_kernels](x)
+            for j in range(1, self.num_kernels):
+                xs = xs + self.resblocks[i * self.num_kernels + j](x)
+            x = xs / self.num_kernels
+        x = self.conv_post(F.leaky_relu(x))
+        bins = self.n_fft // 2 + 1
+        magnitude = torch.clip(torch.exp(x[:, :bins, :]), max=1e2)
+        phase = torch.sin(x[:, bins:, :])  # upstream's sin (redundant, but part of the trained model)
+        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        wav = torch.istft(spec, self.n_fft, self.hop_len, self.n_fft, window=window)
+        return torch.clamp(wav, -self.audio_limit, self.audio_limit)
+
+    def forward(self, mel: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """mel [1, 80, T] -> waveform [1, T * upsample_scale]; upstream's `inference` without a source cache."""
+        f0 = self.f0_predictor(mel)
+        f0 = F.interpolate(f0[:, None], scale_factor=float(self.upsample_scale), mode="nearest").transpose(1, 2)
+        source = self.m_source(f0, generator).transpose(1, 2)
+        return self.decode(mel, source)
+
+
+def fold_weight_norm(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """hift.pt's keys with each weight-norm pair folded into `<conv>.weight`, in `dtype` (fold after the cast:
+    upstream computes g * v / ||v|| in the model's dtype at every call). Raises on an unpaired g or v."""
+    pairs = {".parametrizations.weight.original0": ("g", ".parametrizations.weight.original"),
+             ".parametrizations.weight.original1": ("v", ".parametrizations.weight.original"),
+             ".weight_g": ("g", ".weight_"), ".weight_v": ("v", ".weight_")}
+    out: dict[str, torch.Tensor] = {}
+    halves: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        key = key.replace("generator.", "")  # upstream's CosyVoice2Model.load does the same
+        suffix = next((s for s in pairs if key.endswith(s)), None)
+        if suffix is None:
+            out[key] = value.to(dtype)
+            continue
+        halves.setdefault(key[: -len(suffix)], {})[pairs[suffix][0]] = value.to(dtype)
+    for conv, half in halves.items():
+        if set(half) != {"g", "v"}:
+            raise KeyError(f"hift.pt: weight norm of {conv} has only {sorted(half)}")
+        g, v = half["g"], half["v"]
+        out[f"{conv}.weight"] = v * (g / v.norm(dim=tuple(range(1, v.dim())), keepdim=True))
+    return out
+
+
+class CosyVoice2HiFT(HiFTGenerator):
+    """hift.pt as a per-row vocoder with a per-row random seed."""
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32) -> "CosyVoice2HiFT":
+        """Build from cosyvoice2.yaml, load hift.pt strictly with the weight norm folded. fp32 as upstream
+        runs it (float64 only for equivalence tests)."""
+        config = kwargs(read_config(folder)["hift"])
+        config["f0_predictor"] = kwargs(config.get("f0_predictor") or {})
+        hift = cls(**config).to(dtype)  # first: load_state_dict copies into the parameters' own dtype
+        state = torch.load(Path(folder) / "hift.pt", map_location="cpu", weights_only=True)
+        hift.load_state_dict(fold_weight_norm(state, dtype), strict=True)
+        return hift.to(device=device).eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.conv_pre.weight.device
+
+    @torch.inference_mode()
+    def inference(self, mels: list[torch.Tensor], seeds: list[int]) -> list[torch.Tensor]:
+        """Mels [80, T_i] -> 1-D waveforms of T_i * 480 samples (24 kHz), each from its own seed."""
+        if len(mels) != len(seeds):
+            raise ValueError(f"{len(mels)} mels but {len(seeds)} seeds")
+        dtype, out = self.conv_pre.weight.dtype, []
+        for mel, seed in zip(mels, seeds):
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+            out.append(self(mel.to(device=self.device, dtype=dtype)[None], generator)[0])
+        return out
