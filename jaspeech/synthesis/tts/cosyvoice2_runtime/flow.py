@@ -472,13 +472,19 @@ class CosyVoice2Flow(CausalMaskedDiffWithXvec):
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float32) -> "CosyVoice2Flow":
         """Build from the folder's cosyvoice2.yaml and load flow.pt strictly (upstream's keys, unchanged)."""
-        config = read_config(folder)["flow"]
-        if config.get("token_mel_ratio", 2) != 2:
-            raise NotImplementedError("the encoder upsamples by 2: token_mel_ratio must be 2")
-        flow = cls(**_parts(config))
+        flow = cls.build(folder)
         state = torch.load(Path(folder) / "flow.pt", map_location="cpu", weights_only=True)
         flow.load_state_dict(state, strict=True)
         return flow.to(device=device, dtype=dtype).eval()
+
+    @classmethod
+    def build(cls, folder: str | Path) -> "CosyVoice2Flow":
+        """The module cosyvoice2.yaml describes, with fresh (random) weights: `from_folder` loads flow.pt into
+        it; benchmarks/gpu_cost.py saves it as a random flow.pt of the real shapes."""
+        config = read_config(folder)["flow"]
+        if config.get("token_mel_ratio", 2) != 2:
+            raise NotImplementedError("the encoder upsamples by 2: token_mel_ratio must be 2")
+        return cls(**_parts(config))
 
     @property
     def dtype(self) -> torch.dtype:

@@ -22,6 +22,7 @@ small share of the cost (about a tenth of the flow's FLOPs per second of audio),
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -210,6 +211,26 @@ def fold_weight_norm(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict
     return out
 
 
+# the convs upstream wraps in weight_norm (hifigan/generator.py, f0_predictor.py): hift.pt stores them as g and v
+WEIGHT_NORMED = re.compile(r"(conv_pre|conv_post|ups\.\d+|(source_)?resblocks\.\d+\.convs[12]\.\d+|"
+                           r"f0_predictor\.condnet\.\d+)\.weight")
+
+
+def unfold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our folded state dict in hift.pt's layout (the inverse of `fold_weight_norm`): each weight-normed conv's
+    weight as `original0` (g, its norm over all but dim 0) and `original1` (v, the weight), as torch's
+    parametrizations.weight_norm stores them. For writing a random model folder in upstream's layout."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if WEIGHT_NORMED.fullmatch(key):
+            conv = key[: -len(".weight")]
+            out[f"{conv}.parametrizations.weight.original0"] = value.norm(dim=tuple(range(1, value.dim())), keepdim=True)
+            out[f"{conv}.parametrizations.weight.original1"] = value
+        else:
+            out[key] = value
+    return out
+
+
 class CosyVoice2HiFT(HiFTGenerator):
     """hift.pt as a per-row vocoder with a per-row random seed."""
 
@@ -218,12 +239,17 @@ class CosyVoice2HiFT(HiFTGenerator):
                     dtype: torch.dtype = torch.float32) -> "CosyVoice2HiFT":
         """Build from cosyvoice2.yaml, load hift.pt strictly with the weight norm folded. fp32 as upstream
         runs it (float64 only for equivalence tests)."""
-        config = kwargs(read_config(folder)["hift"])
-        config["f0_predictor"] = kwargs(config.get("f0_predictor") or {})
-        hift = cls(**config).to(dtype)  # first: load_state_dict copies into the parameters' own dtype
+        hift = cls.build(folder).to(dtype)  # first: load_state_dict copies into the parameters' own dtype
         state = torch.load(Path(folder) / "hift.pt", map_location="cpu", weights_only=True)
         hift.load_state_dict(fold_weight_norm(state, dtype), strict=True)
         return hift.to(device=device).eval()
+
+    @classmethod
+    def build(cls, folder: str | Path) -> "CosyVoice2HiFT":
+        """The module cosyvoice2.yaml describes, with fresh (random) weights (see `CosyVoice2Flow.build`)."""
+        config = kwargs(read_config(folder)["hift"])
+        config["f0_predictor"] = kwargs(config.get("f0_predictor") or {})
+        return cls(**config)
 
     @property
     def device(self) -> torch.device:
