@@ -182,16 +182,14 @@ class CosyVoice2LM(torch.nn.Module):
         """Run each prefix but its last position, right-padded together, into the given cache slots.
 
         The last prefix embedding becomes the slot's pending input x, so every logit comes out of the
-        decode step (one sampling code path). Padded keys are masked here; in the cache they sit beyond
-        the row's position, where decode masks them, and decode overwrites them.
+        decode step (one sampling code path). Right padding needs no mask beyond the causal one: a row's
+        real positions never see the later, padded ones. The padded positions' keys land in the cache
+        past the row's position, where decode masks them until it overwrites them.
         """
         lengths = [p.shape[0] - 1 for p in prefixes]
         t = max(lengths)
         h = torch.stack([F.pad(p[:-1], (0, 0, 0, t - n)) for p, n in zip(prefixes, lengths)])
         idx = torch.tensor(slots, device=h.device)
-        valid = torch.arange(t, device=h.device)[None, :] < torch.tensor(lengths, device=h.device)[:, None]
-        causal = torch.ones(t, t, dtype=torch.bool, device=h.device).tril()
-        mask = (causal[None] & valid[:, None, :])[:, None]  # [G, 1, T, T]
         cos, sin = s.cos[:t], s.sin[:t]
         groups = self.heads // self.kv_heads
         for layer_idx, layer in enumerate(self._qwen.layers):
@@ -199,7 +197,7 @@ class CosyVoice2LM(torch.nn.Module):
             s.cache[layer_idx, 0, idx, :, :t] = k
             s.cache[layer_idx, 1, idx, :, :t] = v
             o = F.scaled_dot_product_attention(q, k.repeat_interleave(groups, dim=1),
-                                               v.repeat_interleave(groups, dim=1), attn_mask=mask,
+                                               v.repeat_interleave(groups, dim=1), is_causal=True,
                                                scale=self.head_dim ** -0.5)
             h = h + layer.self_attn.o_proj(o.transpose(1, 2).reshape(h.shape[0], t, -1))
             h = h + _mlp(layer.mlp, _rms_norm(h, layer.post_attention_layernorm))
