@@ -1,12 +1,12 @@
 """llm.py against upstream's Qwen2LM (cosyvoice/llm/llm.py) on the tiny folders, float64.
 
 Two things about the oracle, both patched only where a test says so:
-- transformers 5 changed what upstream's `forward_one_step` mask means. Upstream passes a 2-D mask as long
-  as the new input (1 on a decode step); transformers 4.x ignored an all-ones mask, so the step attended to
-  the whole cache, but transformers 5.x pads it with False to the cache length, so every decode step after
-  the prefill attends to the first key (sos) alone (`test_upstream_decode_mask_under_transformers5`).
-  Our forward implements the 4.x semantics (full attention over the cache, what the model was trained
-  with); the oracle gets the full-length mask.
+- newer transformers changed what upstream's `forward_one_step` mask means. Upstream passes a 2-D mask as
+  long as the new input (length 1 on a decode step). transformers 4.51 (upstream's pin) ignored an all-ones
+  mask for SDPA, so the step attended to the whole cache; masking_utils (transformers 5.25 here) pads the
+  short mask with False up to the cache length, so every decode step after the prefill attends to the first
+  key (sos) alone (`test_upstream_decode_mask_under_new_transformers`). Our forward attends to the whole
+  cache (what the model was trained and released with); the oracle gets a full-length mask.
 - we mask EOS below min_len and the two unused ids always (upstream HEAD); 6385656 redraws EOS and skips
   the unused ids with `continue`. The end-to-end oracle is upstream's `inference` with `sampling_ids`
   patched to mask the same ids, and its multinomial draws replayed from our uniforms.
@@ -113,10 +113,10 @@ def test_teacher_forced_padded_batch_equals_upstream(model, ours, upstream_modul
         assert (logp - expected).abs().max().item() <= 1e-9
 
 
-def test_upstream_decode_mask_under_transformers5(ours, upstream_modules):
+def test_upstream_decode_mask_under_new_transformers(ours, upstream_modules):
     """Why the oracle gets a full-length mask: with the mask inference_wrapper passes, the prefill agrees
-    with us and every later step either agrees too (transformers 4.x semantics) or is attention to the
-    first key alone (transformers 5.x pads the short mask with False)."""
+    with us and every later step either agrees too (transformers 4.51) or is attention to the first key
+    alone (masking_utils pads the short mask with False)."""
     llm = upstream_modules.llm
     prompt, speech = PROMPTS[0], SPEECH[0]
     as_called = _upstream_teacher_forced(llm, prompt, speech, full_mask=False)

@@ -118,7 +118,9 @@ class CosyVoice2LM(torch.nn.Module):
         rope.setdefault("rope_theta", getattr(qwen_config, "rope_theta", 10000.0))
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"only default RoPE is implemented, config has {rope}")
-        if qwen_config.hidden_act != "silu" or getattr(qwen_config, "use_sliding_window", False):
+        layer_types = getattr(qwen_config, "layer_types", None) or ["full_attention"]
+        if qwen_config.hidden_act != "silu" or getattr(qwen_config, "use_sliding_window", False) \
+                or any(t != "full_attention" for t in layer_types):
             raise ValueError("expects Qwen2 with SiLU MLPs and full attention (CosyVoice-BlankEN's config)")
         self.llm_embedding = torch.nn.Embedding(2, llm_input_size)  # row 0: sos, row 1: task id
         self.llm = torch.nn.Module()
@@ -134,7 +136,7 @@ class CosyVoice2LM(torch.nn.Module):
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32) -> "CosyVoice2LM":
+                    dtype: torch.dtype = torch.float32) -> CosyVoice2LM:
         """Sizes from cosyvoice2.yaml, Qwen2's shape from CosyVoice-BlankEN/config.json, weights from llm.pt.
 
         Built on the meta device (no random init of 0.5 B parameters that llm.pt overwrites anyway) and
@@ -373,9 +375,11 @@ class CosyVoice2LM(torch.nn.Module):
         return results
 
     def generate(self, prompts: list[LMPrompt], seeds: list[int], max_batch: int = 256,
-                 **options) -> list[list[int]]:
-        """Each prompt's speech tokens (EOS excluded); `options` as in `decode`."""
-        return [r.tokens for r in self.decode(prompts, seeds, max_batch=max_batch, **options)]
+                 cache_len: int | None = None, check_every: int = 8, prefill_rows: int = 32,
+                 cuda_graph: bool = True, timings: dict | None = None) -> list[list[int]]:
+        """Each prompt's speech tokens (EOS excluded); the arguments as in `decode`."""
+        return [r.tokens for r in self.decode(prompts, seeds, max_batch, cache_len, check_every, prefill_rows,
+                                              cuda_graph, timings)]
 
     @torch.inference_mode()
     def teacher_forced(self, prompts: list[LMPrompt], speech: list[list[int]]) -> list[torch.Tensor]:
