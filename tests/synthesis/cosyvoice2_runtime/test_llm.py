@@ -251,3 +251,31 @@ def test_min_and_max_length(bias, tiny_folder, ours):
     ratio = 2 if bias > 0 else 20
     assert [len(t) for t in out] == [ratio * n for n in (1, 2, 4)] + [0]
     assert all(0 <= t < EOS for tokens in out for t in tokens)
+
+
+def test_step_is_static_and_finished_rows_stay_put(ours):
+    """What CUDA-graph replay relies on (no GPU here): the step writes every state tensor in place (same
+    storage, same shapes), and a finished row's position, count, history and outputs do not move, so the
+    warm-up and capture steps on an all-done state, and the steps a finished row runs until the next
+    check, change nothing that is read."""
+    from dataclasses import fields
+
+    s = ours._slots(3, 128)
+    before = {f.name: (getattr(s, f.name).data_ptr(), getattr(s, f.name).clone()) for f in fields(s)}
+    with torch.inference_mode():
+        for _ in range(3):
+            ours._step(s)  # all done: a fresh state
+    for name in ("pos", "n_out", "done", "min_len", "max_len", "seed"):
+        assert torch.equal(getattr(s, name), before[name][1]), name
+    prefixes = [ours._prefix(p) for p in PROMPTS[:3]]
+    with torch.inference_mode():
+        ours._prefill(s, [0, 1, 2], prefixes)
+        s.done[:] = torch.tensor([False, True, False])
+        s.min_len[:], s.max_len[:] = 10, 40
+        for _ in range(5):
+            ours._step(s)
+    assert s.n_out.tolist()[1] == 0 and s.pos.tolist()[1] == prefixes[1].shape[0] - 1
+    assert s.n_out.tolist()[0] == 5 and s.n_out.tolist()[2] == 5
+    for f in fields(s):
+        value = getattr(s, f.name)
+        assert value.data_ptr() == before[f.name][0] and value.shape == before[f.name][1].shape, f.name
