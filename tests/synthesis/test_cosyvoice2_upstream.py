@@ -124,3 +124,26 @@ def test_every_chunk_kept_and_seeded(model_dir, speakers, upstream, monkeypatch)
     b, _ = tts.synthesize(text, speaker_by_name("spk03"), seed=11)
     c, _ = tts.synthesize(text, speaker_by_name("spk03"), seed=12)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_upstream_decode_steps_attend_to_the_whole_cache(model_dir, speakers, upstream):
+    """Under transformers >= 4.53 upstream's one-step mask would hide every cached position but the first
+    (see cosyvoice2.attend_to_the_whole_cache): the backend passes a mask over cache + input at every step."""
+    from jaspeech.synthesis.tts import make_tts
+
+    tts = make_tts("cosyvoice2-upstream", model=str(model_dir), speakers=str(speakers), reading="text")
+    qwen = tts.model.model.llm.llm.model
+    seen = []
+
+    def spy(module, args, kwargs):
+        cache, mask = kwargs.get("past_key_values"), kwargs.get("attention_mask")
+        if mask is not None:
+            seen.append((mask.shape[-1], (cache.get_seq_length() if cache is not None else 0) + kwargs["inputs_embeds"].shape[1],
+                         bool(mask.all())))
+
+    hook = qwen.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        tts.synthesize("コンニチワ。", speaker_by_name("spk02"), seed=5)
+    finally:
+        hook.remove()
+    assert len(seen) > 3 and all(length == expected and ones for length, expected, ones in seen)

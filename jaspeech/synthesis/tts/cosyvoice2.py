@@ -75,6 +75,27 @@ def load_upstream(model_dir: str, fp16: bool, load_jit: bool, load_trt: bool, lo
     return CosyVoice2(str(folder), **kwargs)
 
 
+def attend_to_the_whole_cache(encoder) -> None:
+    """Make upstream's decode steps see every cached position under transformers >= 4.53.
+
+    Upstream's `Qwen2Encoder.forward_one_step` passes an attention mask as long as the new input only (1 at
+    every decode step). transformers 4.51, upstream's pin, ignored an all-ones mask; from the masking rewrite
+    on (seen in 5.x), the short mask is padded with False to the cache length, so each step after the prompt
+    attends to the first position alone and the speech tokens come out of a model that hears nothing. A mask
+    of ones over cache + input is what 4.51 computed, in every version (tests/synthesis/cosyvoice2_runtime/
+    test_llm.py shows the difference on the tiny model).
+    """
+    import torch
+
+    step = encoder.forward_one_step
+
+    def forward_one_step(xs, masks, cache=None):
+        seen = (cache.get_seq_length() if cache is not None else 0) + xs.shape[1]
+        return step(xs, torch.ones(1, 1, seen, dtype=torch.bool, device=xs.device), cache)
+
+    encoder.forward_one_step = forward_one_step
+
+
 def load_prompt_16k(path: Path):
     """A reference clip as upstream's older API wants it: mono float32 torch tensor [1, T] at 16 kHz."""
     import torch
@@ -122,6 +143,9 @@ class CosyVoice2TTS:
         speakers = Path(speakers_dir)
         voices = reference_voices(speakers)
         self.model = load_upstream(model_dir, fp16=fp16, load_jit=load_jit, load_trt=load_trt, load_vllm=load_vllm)
+        encoder = getattr(getattr(getattr(self.model, "model", None), "llm", None), "llm", None)
+        if hasattr(encoder, "forward_one_step"):  # upstream's Qwen2Encoder (not a vLLM engine)
+            attend_to_the_whole_cache(encoder)
         self.sample_rate = int(self.model.sample_rate)
         self.name = f"CosyVoice2 ({Path(model_dir).name})"
         self.speakers_dir = speakers
