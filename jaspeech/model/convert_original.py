@@ -4,7 +4,10 @@ The original saves `encoder.*` (a Whisper encoder), `decoder.model.*` and `decod
 LLM), `adapter.linear1.weight` / `adapter.linear2.weight` (the 2H-wide, bias-free adapter), and a config
 with `encoder_id`, `decoder_id`, `decoder_config` and `adapter_kernel_size`. They map one to one onto
 `encoder.*`, `language_model.*` and `adapter.fc{1,2}.*`; the converted model counts audio tokens the
-original's way (`floor`) and renders the original prompt format, so it computes the same logits.
+original's way (`floor`), renders the original prompt format and hears dialogues as the original did
+(`multi_turn_audio="full_window"` in `processor_config.json`: each clip of a prompt with more than one user
+turn is its whole padded 30 s window, 375 embeddings, as the original's multi-turn path encoded it in
+training, validation and its demo; single-turn prompts trimmed), so it computes the same logits.
 
 Not convertible: LoRA-only runs (`adapter.pt` + `lora/`: merge the LoRA into the decoder with peft and
 save the full model first) and other encoders (`encoder_type` afwhisper / qwen2-audio).
@@ -73,12 +76,15 @@ def _grow_vocab(state: dict, rows: int) -> None:
 
 
 def convert_original(src: str | Path, out: str | Path, encoder: str | None = None, tokenizer: str | None = None,
-                     prompt_format: str = "original-v2", audio_token: str = "<|audio|>") -> Path:
+                     prompt_format: str = "original-v2", audio_token: str = "<|audio|>",
+                     multi_turn_audio: str = "full_window") -> Path:
     """Write a JaSpeechLLM checkpoint (model + processor) to `out`; returns `out`.
 
     `encoder` / `tokenizer`: where to read the Whisper config + feature extractor and the LLM's tokenizer
     (default: the checkpoint's `encoder_id` / `decoder_id`, hub ids or folders). `prompt_format`:
     `original-v2` (the chat model's) or `original-v1` (the ASR checkpoints behind the published CER rows).
+    `multi_turn_audio`: `full_window` (the original's dialogues) or `trimmed` (ours; the checkpoint then
+    hears dialogues differently from how it was trained).
     """
     from transformers import AutoConfig, AutoTokenizer, WhisperConfig, WhisperFeatureExtractor
 
@@ -114,5 +120,5 @@ def convert_original(src: str | Path, out: str | Path, encoder: str | None = Non
     model.save_pretrained(out)
     JaSpeechLLMProcessor(WhisperFeatureExtractor.from_pretrained(encoder), tok, audio_token,
                          pooling=config.pooling, audio_token_rounding="floor",
-                         prompt_format=prompt_format).save_pretrained(out)
+                         prompt_format=prompt_format, multi_turn_audio=multi_turn_audio).save_pretrained(out)
     return out

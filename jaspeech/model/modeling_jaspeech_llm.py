@@ -1,9 +1,10 @@
 """JaSpeechLLM: Whisper encoder -> average pool x4 -> Linear-GELU-Linear adapter -> causal LM.
 
-Audio enters as 30 s Whisper windows (`input_features`, one row per window) with the number of valid
-samples of each window (`audio_chunk_samples`): each window is encoded, pooled, adapted, and its
-frames beyond the real audio are dropped, so a clip contributes exactly the number of audio tokens the
-processor put in the text. Clips longer than 30 s are several windows (Voxtral-style), concatenated.
+Audio enters as 30 s Whisper windows (`input_features`, one row per window) with the number of samples
+the LLM hears of each window (`audio_chunk_samples`: its real audio, or the whole padded window where the
+processor hears a dialogue the original's way, `multi_turn_audio="full_window"`): each window is encoded,
+pooled, adapted, and its frames beyond those samples are dropped, so a clip contributes exactly the number
+of audio tokens the processor put in the text. Clips longer than 30 s are several windows (Voxtral-style), concatenated.
 The audio embeddings replace the placeholder tokens with `masked_scatter`; labels are never computed
 there (the processor sets them to -100).
 """
@@ -73,7 +74,7 @@ class JaSpeechLLMForConditionalGeneration(JaSpeechLLMPreTrainedModel):
         return self.language_model.get_output_embeddings()
 
     def encode_audio(self, input_features: torch.Tensor, audio_chunk_samples: torch.Tensor) -> torch.Tensor:
-        """[n_windows, mels, 3000] -> the valid audio token embeddings of all windows, concatenated in order."""
+        """[n_windows, mels, 3000] -> the heard audio token embeddings of all windows, concatenated in order."""
         frames = self.encoder(input_features.to(self.encoder.conv1.weight.dtype)).last_hidden_state
         tokens = self.adapter(frames)
         keep = [self.config.audio_tokens_for(int(n)) for n in audio_chunk_samples.tolist()]

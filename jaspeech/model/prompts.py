@@ -32,6 +32,7 @@ AUDIO_SYSTEM = "あなたは音声を理解できるAIアシスタントです�
 TEXT_SYSTEM = "あなたは親切なAIアシスタントです。"
 AUDIO_START, AUDIO_END, ORIGINAL_EOS = "<|reserved_343|>", "<|reserved_342|>", "<|eos|>"
 ORIGINAL_SPECIAL_TOKENS = [AUDIO_START, AUDIO_END, ORIGINAL_EOS]
+INSTRUCTION_HEADER = "### 指示:\n"  # opens every user turn of the original formats
 
 
 def check_format(prompt_format: str) -> str:
@@ -89,10 +90,20 @@ def render_original(messages: list[dict], prompt_format: str, audio_token: str, 
             spoken = content.startswith(audio_token)
             text = content[len(audio_token):] if spoken else content
             marker = AUDIO_START + audio_token + AUDIO_END if spoken and prompt_format == "original-v2" else ""
-            parts.append(f"{marker}### 指示:\n{text}\n\n### 応答:\n")
+            parts.append(f"{marker}{INSTRUCTION_HEADER}{text}\n\n### 応答:\n")
         else:
             parts[-1:] = [(parts[-1] if parts else "") + content + "\n\n"]
     out += "".join(parts)
     if not add_generation_prompt and out.endswith("\n\n"):
         out = out[:-2]
     return out
+
+
+def original_user_turns(text: str) -> int:
+    """User turns in a prompt rendered in an original format: one `### 指示:` header opens each.
+
+    The processor only sees rendered text, and the original's multi-turn audio rule (see
+    `JaSpeechLLMProcessor`, `multi_turn_audio`) depends on this count. An instruction that itself contains
+    the header line would be miscounted; the original's instructions and its data never do.
+    """
+    return text.count(INSTRUCTION_HEADER)

@@ -126,3 +126,56 @@ def test_what_cannot_be_converted_is_refused_with_the_way_out(original, tmp_path
                                                    "encoder_type": "afwhisper"}))
     assert main(["convert-original", str(other), str(tmp_path / "y")]) == 2
     assert "cannot be converted" in capsys.readouterr().err
+
+
+# finetune.py / validate.py `build_multiturn_gen_prompt` for two spoken turns, the first answered
+V2_DIALOGUE = ("あなたは音声を理解できるAIアシスタントです。\n\n<|reserved_343|><|reserved_342|>### 指示:\n{i}\n\n"
+               "### 応答:\n{a}\n\n<|reserved_343|><|reserved_342|>### 指示:\n{i}\n\n### 応答:\n")
+
+
+def original_dialogue_logits(reference, ids, clips, feature_extractor, marker_id):
+    """The original's multi-turn path (`embed(audios=...)` with `_encode_single_audio`): each clip's features
+    over the feature extractor's padded 30 s window, encoded and adapted whole (no trimming), inserted after
+    its `<|reserved_343|>`, right to left. Returns the logits and each clip's number of embeddings."""
+    embeds = reference.decoder.get_input_embeddings()(ids)[0]
+    markers = (ids[0] == marker_id).nonzero()[:, 0].tolist()
+    counts = []
+    for clip, at in reversed(list(zip(clips, markers))):
+        features = feature_extractor(clip, sampling_rate=16000, return_tensors="pt").input_features
+        audio = reference.adapter(reference.encoder(features)[0])[0]
+        counts.insert(0, audio.shape[0])
+        embeds = torch.cat([embeds[: at + 1], audio, embeds[at + 1:]])
+    mask = torch.ones(1, embeds.shape[0], dtype=torch.long)
+    return reference.decoder(inputs_embeds=embeds[None], attention_mask=mask).logits, counts
+
+
+def test_converted_checkpoint_hears_a_two_turn_dialogue_as_the_original(original, tmp_path):
+    """Issue 25: in a dialogue the original fed every clip's whole 30 s window (375 embeddings), not its length."""
+    root, src, reference, tok = original
+    out = tmp_path / "converted"
+    assert main(["convert-original", str(src), str(out)]) == 0
+    assert json.loads((out / "processor_config.json").read_text())["multi_turn_audio"] == "full_window"
+    model = JaSpeechLLMForConditionalGeneration.from_pretrained(out).eval()
+    processor = JaSpeechLLMProcessor.from_pretrained(out)
+    clips = [audio(1.0), audio(7.3, seed=1)]  # different lengths: trimmed they would be 12 and 91 tokens
+    turns = [{"role": "user", "text": "q1", "spoken": True}, {"role": "assistant", "text": "今日はいい天気です。"},
+             {"role": "user", "text": "q2", "spoken": True}]
+    prompt = processor.render(processor.task_messages("instruction", turns), add_generation_prompt=True)
+    inputs = processor(text=[prompt], audio=clips)
+    ids = tok(V2_DIALOGUE.format(i=SPOKEN_INSTRUCTION, a="今日はいい天気です。"), return_tensors="pt")["input_ids"]
+    start, end = (tok.convert_tokens_to_ids(t) for t in ("<|reserved_343|>", "<|reserved_342|>"))
+    fe = WhisperFeatureExtractor.from_pretrained(root / "whisper")
+    with torch.no_grad():
+        expected, counts = original_dialogue_logits(reference, ids, clips, fe, start)
+        ours = model(**inputs).logits
+    assert counts == [375, 375]
+    got = inputs["input_ids"][0].tolist()
+    assert len(got) == ids.shape[1] + 750  # the prompt length
+    runs = [got[got.index(start, i) + 1: got.index(end, got.index(start, i))] for i in (0, got.index(end) + 1)]
+    assert [len(r) for r in runs] == counts and all(set(r) == {processor.audio_token_id} for r in runs)
+    assert [i for i in got if i != processor.audio_token_id] == ids[0].tolist()
+    assert ours.shape == expected.shape
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    # a single-turn prompt of the same checkpoint keeps the original's trimmed length (floor: 91 for 7.3 s)
+    single = processor.render(processor.task_messages("asr_ja"), add_generation_prompt=True)
+    assert int((processor(text=[single], audio=clips[1:])["input_ids"] == processor.audio_token_id).sum()) == 91

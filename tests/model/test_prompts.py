@@ -98,3 +98,51 @@ def test_chat_format_and_the_task_instructions_of_each_format(tokenizer):
                                                    {"role": "user", "spoken": True}]), add_generation_prompt=True)
     with pytest.raises(ValueError, match="prompt_format must be one of"):
         processor_for(tokenizer, "alpaca")
+
+
+def audio_runs(processor, ids) -> list[int]:
+    """The lengths of the runs of audio placeholders in a row, in order."""
+    runs, n = [], 0
+    for i in ids + [None]:
+        if i == processor.audio_token_id:
+            n += 1
+        elif n:
+            runs, n = runs + [n], 0
+    return runs
+
+
+def test_multi_turn_audio_full_window_is_the_originals_dialogue_rule_and_round_trips(tokenizer, tmp_path):
+    from jaspeech.model import JaSpeechLLMProcessor
+
+    processor = processor_for(tokenizer, "original-v2")
+    assert processor.multi_turn_audio == "trimmed"  # ours, and every recipe's unless asked
+    spoken = [{"role": "user", "text": "q1", "spoken": True}, {"role": "assistant", "text": "答えです。"},
+              {"role": "user", "text": "q2", "spoken": True}]
+    dialogue = processor.render(processor.task_messages("instruction", spoken), add_generation_prompt=True)
+    clips = [clip(1.0), clip(7.3, seed=1)]
+    assert audio_runs(processor, processor(text=[dialogue], audio=clips)["input_ids"][0].tolist()) == [12, 91]
+    processor.multi_turn_audio = "full_window"
+    processor.save_pretrained(tmp_path)
+    loaded = JaSpeechLLMProcessor.from_pretrained(tmp_path)
+    assert loaded.multi_turn_audio == "full_window"
+    batch = loaded(text=[dialogue], audio=clips)
+    assert audio_runs(loaded, batch["input_ids"][0].tolist()) == [375, 375]
+    assert batch["audio_chunk_samples"].tolist() == [480000, 480000]
+    # a text turn, then a spoken one: two user turns, so the one clip is heard whole (the original's demo)
+    mixed = [{"role": "user", "text": "こんにちは"}, {"role": "assistant", "text": "はい。"},
+             {"role": "user", "text": "q", "spoken": True}]
+    prompt = loaded.render(loaded.task_messages("instruction", mixed), add_generation_prompt=True)
+    assert audio_runs(loaded, loaded(text=[prompt], audio=clips[:1])["input_ids"][0].tolist()) == [375]
+    # single-turn prompts stay trimmed; rows of one call are decided each on its own; an override decides all
+    single = loaded.render(loaded.task_messages("asr_ja"), add_generation_prompt=True)
+    two_rows = loaded(text=[single, dialogue], audio=[clips[1], clips[0], clips[1]])["input_ids"].tolist()
+    assert [audio_runs(loaded, r) for r in two_rows] == [[91], [375, 375]]
+    assert audio_runs(loaded, loaded(text=[single], audio=clips[1:], full_window=True)["input_ids"][0].tolist()) == [375]
+    assert audio_runs(loaded, loaded(text=[dialogue], audio=clips, full_window=False)["input_ids"][0].tolist()) == [12, 91]
+    # over 30 s: every window whole (the original truncated to 30 s; it never trained on such a clip)
+    long = loaded(text=[dialogue], audio=[clips[0], clip(45.0)])
+    assert audio_runs(loaded, long["input_ids"][0].tolist()) == [375, 750]
+    with pytest.raises(ValueError, match="not for chat"):
+        JaSpeechLLMProcessor(loaded.feature_extractor, tokenizer, prompt_format="chat", multi_turn_audio="full_window")
+    with pytest.raises(ValueError, match="multi_turn_audio must be one of"):
+        JaSpeechLLMProcessor(loaded.feature_extractor, tokenizer, prompt_format="original-v2", multi_turn_audio="whole")

@@ -182,6 +182,24 @@ def _accelerator(cfg: dict):
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=text_only)])
 
 
+def _multi_turn_audio(processor, original: bool, log) -> None:
+    """Set how the processor hears dialogues to what this run trains on, so the saved model says so.
+
+    `training.original_multi_turn_audio: true` trains (and saves the processor) with the original
+    ja-speech-llm's rule: every clip of a batch holding a multi-turn row is its whole padded 30 s window
+    (see `batches`); continued training of an original checkpoint then sees what the checkpoint learned.
+    Off (our recipes): every clip trimmed to its audio, as our own models are trained and run.
+    """
+    if original and processor.prompt_format == "chat":
+        raise ValueError("training.original_multi_turn_audio is the original ja-speech-llm's rule for its prompt "
+                         "formats; this model renders the chat format")
+    wanted = "full_window" if original else "trimmed"
+    if processor.multi_turn_audio != wanted:
+        log(f"multi_turn_audio: {processor.multi_turn_audio} -> {wanted} (training.original_multi_turn_audio: "
+            f"{str(original).lower()}); dialogues are trained and saved {wanted}")
+    processor.multi_turn_audio = wanted
+
+
 def setup(cfg: dict, log=print) -> Run:
     """Accelerator, model (frozen per stage), optimiser and schedule, evaluation examples; resumes if it can."""
     t = cfg.get("training", {})
@@ -194,6 +212,7 @@ def setup(cfg: dict, log=print) -> Run:
     if cfg["model"]["init"] == "tiny":  # the tiny tokenizer is trained on the data's text
         texts = _tokenizer_texts(sources, seed, int(cfg["model"].get("tokenizer_examples", 64)))
     model, processor = build_model(cfg, texts)
+    _multi_turn_audio(processor, bool(t.get("original_multi_turn_audio", False)), log)
     trainable = apply_stage(model, cfg["stage"])
     if t.get("gradient_checkpointing"):
         enable_checkpointing(model.language_model)
@@ -230,13 +249,14 @@ def evaluate(run: Run) -> tuple[float, list[str]]:
 def step_loss(run: Run, examples: list[Example]) -> torch.Tensor:
     """One micro-batch's loss, computed through the prepared (wrapped) model."""
     t, device = run.cfg.get("training", {}), run.accelerator.device
+    original = bool(t.get("original_multi_turn_audio", False))
     if run.cfg["stage"] == "dpo":
-        batch = {k: v.to(device) for k, v in collate_dpo(examples, run.processor).items()}
+        batch = {k: v.to(device) for k, v in collate_dpo(examples, run.processor, original).items()}
         pc, pr = pair_logps(run.model, batch)
         with torch.no_grad():
             rc, rr = pair_logps(run.reference, batch)
         return dpo_loss(pc, pr, rc, rr, float(t.get("beta", 0.1)))[0]
-    batch = collate(examples, run.processor, t.get("loss_on", "response"))
+    batch = collate(examples, run.processor, t.get("loss_on", "response"), original)
     return run.model(**{k: v.to(device) for k, v in batch.items()}).loss
 
 

@@ -4,8 +4,12 @@ Each source is a local folder written with `datasets` in exactly the published s
 the same task examples come out as for our own corpora.
 """
 import json
+import math
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from jaspeech.model.train.data import Counters, iter_source
 from tests.model.train import originals
@@ -97,3 +101,79 @@ def test_tiny_asr_trains_on_a_folder_in_the_original_magpie_schema(magpie_from_s
           f"loss {result['first_loss']:.2f} -> {result['last_loss']:.2f}")
     assert result["cer_after"] < result["cer_before"] and result["last_loss"] < 0.5 * result["first_loss"]
     assert result["skipped_undecodable"] == 0
+
+
+def original_batch_examples():
+    """A two-turn spoken row (spoken-multiturn-sft), a single-turn ASR row and a text-only row."""
+    from jaspeech.model.train.data import Example
+
+    def clip(seconds):
+        return (np.sin(np.arange(int(seconds * 16000)) / 7.0) * 0.2).astype("float32"), 16000
+
+    turns = [{"role": "user", "text": "", "spoken": True}, {"role": "assistant", "text": "答えです。", "spoken": False},
+             {"role": "user", "text": "", "spoken": True}]
+    return [Example("instruction", turns, [clip(1.0), clip(7.3)], response="次の答えです。"),
+            Example("asr_ja", [], [clip(2.0)], response="今日はいい天気です。"),
+            Example("text", [{"role": "user", "text": "こんにちは", "spoken": False}], [], response="はい。")]
+
+
+def test_original_multi_turn_audio_batches_as_the_originals_finetune():
+    """finetune.py: a batch holding a multi-turn row goes through the multi-turn path whole (every clip its
+    padded 30 s window, text rows with the spoken system line); other batches, and ours, are trimmed."""
+    from jaspeech.model.prompts import AUDIO_SYSTEM, TEXT_SYSTEM
+    from jaspeech.model.train.batches import collate, collate_dpo
+    from tests.model.test_prompts import audio_runs
+    from tests.model.tiny import tiny_model_and_processor
+
+    model, processor = tiny_model_and_processor(prompt_format="original-v2", audio_token_rounding="floor")
+    dialogue, asr, text = original_batch_examples()
+
+    def runs(batch):
+        return [audio_runs(processor, row) for row in batch["input_ids"].tolist()]
+
+    def decoded(batch, row):
+        ids = [i for i in batch["input_ids"][row].tolist() if i not in (processor.audio_token_id,
+                                                                         processor.tokenizer.pad_token_id)]
+        return processor.tokenizer.decode(ids)
+
+    ours = collate([dialogue, asr, text], processor)
+    assert runs(ours) == [[12, 91], [25], []] and TEXT_SYSTEM in decoded(ours, 2)
+    theirs = collate([dialogue, asr, text], processor, original_multi_turn_audio=True)
+    assert runs(theirs) == [[375, 375], [375], []]
+    assert theirs["audio_chunk_samples"].tolist() == [480000] * 3
+    assert AUDIO_SYSTEM in decoded(theirs, 2) and TEXT_SYSTEM not in decoded(theirs, 2)
+    assert torch.isfinite(model(**theirs).loss)
+    single_turn_only = collate([asr, text], processor, original_multi_turn_audio=True)
+    assert runs(single_turn_only) == [[25], []] and TEXT_SYSTEM in decoded(single_turn_only, 1)
+    from jaspeech.model.train.data import Example
+
+    pair = Example("dpo", dialogue.turns, dialogue.audio, chosen="良い。", rejected="悪い。")
+    dpo = collate_dpo([pair], processor, original_multi_turn_audio=True)
+    assert runs(dpo) == [[375, 375], [375, 375]] and dpo["input_features"].shape[0] == 2
+
+
+def test_a_run_with_original_multi_turn_audio_saves_the_rule_and_ours_does_not(tmp_path):
+    from jaspeech.model import JaSpeechLLMProcessor
+    from jaspeech.model.train.recipes import train
+
+    recipe = Path(__file__).resolve().parents[3] / "configs" / "train" / "tiny-asr.yaml"
+    sources = (f"data.sources=[{{kind: jaspeech-sft, path: '{originals.multiturn(tmp_path / 'mt', 2)}'}}, "
+               f"{{kind: text, path: '{originals.text_chats(tmp_path / 'txt', 2, split='train')}'}}]")
+    base = [sources, "stage=sft", "training.max_steps=1", "training.per_device_batch_size=2", "eval.examples=0",
+            "model.tokenizer_examples=8"]
+    logged = []
+    result = train(recipe, base + [f"output_dir={tmp_path / 'theirs'}", "model.prompt_format=original-v2",
+                                   "training.original_multi_turn_audio=true"],
+                   log=lambda *a, **k: logged.append(" ".join(map(str, a))))
+    assert math.isfinite(result["last_loss"])
+    assert JaSpeechLLMProcessor.from_pretrained(tmp_path / "theirs" / "final").multi_turn_audio == "full_window"
+    assert any("multi_turn_audio: trimmed -> full_window" in line for line in logged)
+    # continued training without the option: trained trimmed, so saved trimmed (and said so)
+    logged.clear()
+    train(recipe, base + [f"output_dir={tmp_path / 'ours'}", "model.init=checkpoint",
+                          f"model.path={tmp_path / 'theirs' / 'final'}"],
+          log=lambda *a, **k: logged.append(" ".join(map(str, a))))
+    assert JaSpeechLLMProcessor.from_pretrained(tmp_path / "ours" / "final").multi_turn_audio == "trimmed"
+    assert any("full_window -> trimmed" in line for line in logged)
+    with pytest.raises(ValueError, match="chat format"):
+        train(recipe, base + [f"output_dir={tmp_path / 'chat'}", "training.original_multi_turn_audio=true"])
