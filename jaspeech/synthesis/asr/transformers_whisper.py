@@ -38,7 +38,9 @@ TOKENS_PER_SECOND = 15
 class TransformersWhisperASR:
     def __init__(self, model: str = "openai/whisper-large-v3", device: str | None = None,
                  batch_size: int | None = None, max_new_tokens: int = 440, strong_num_beams: int = 5,
-                 dtype: str | None = None, static_cache: bool | None = None) -> None:
+                 dtype: str | None = None, static_cache: bool | None = None, parts: tuple | None = None) -> None:
+        """`parts`: (model, processor) already built, instead of loading `model` (benchmarks/gpu_cost.py: random
+        weights of the real shapes); `model` is then only the name."""
         # beam 5 is Whisper's usual beam for large checkpoints; not measured here (no GPU): the offline
         # backend's beam 10 was measured on Whisper base only
         import torch
@@ -48,9 +50,10 @@ class TransformersWhisperASR:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         gpu = self.device.startswith("cuda")
         self.dtype = getattr(torch, dtype) if dtype else (torch.float16 if gpu else torch.float32)
-        self.processor = AutoProcessor.from_pretrained(model)
-        self.model = WhisperForConditionalGeneration.from_pretrained(
-            model, dtype=self.dtype, attn_implementation="sdpa").to(self.device).eval()
+        if parts is None:
+            parts = (WhisperForConditionalGeneration.from_pretrained(model, dtype=self.dtype, attn_implementation="sdpa"),
+                     AutoProcessor.from_pretrained(model))
+        self.model, self.processor = parts[0].to(self.device, self.dtype).eval(), parts[1]
         self.name = f"{model} (transformers)"
         self.batch_size = batch_size or (64 if gpu else 16)
         # a static decoder cache saves the per-step allocations of a growing one; beam search keeps the default

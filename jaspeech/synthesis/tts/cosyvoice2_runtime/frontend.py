@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 import torch.nn.functional as F
 
@@ -289,6 +287,8 @@ def read_prompt(wav: str | Path) -> tuple[np.ndarray, int]:
         raise FileNotFoundError(f"reference clip {path} does not exist: each speaker needs <name>.wav (a 3-10 s "
                                 "recording) and <name>.txt (its transcript)")
     try:
+        import soundfile as sf  # registration only (a cached speaker set needs neither soundfile nor soxr)
+
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
         raise ValueError(f"cannot read reference clip {path}: {e}; it must be a wav file (3-10 s of speech)") from e
@@ -314,6 +314,8 @@ def register_speaker(model_folder: str | Path, wav: str | Path, text: str, name:
         raise ValueError(f"speaker {name}: the transcript is empty; <name>.txt must hold what {Path(wav).name} says")
     audio, sr = read_prompt(wav)
     sample_rate, feat_args = _feat_config(str(model_folder))
+    import soxr
+
     audio_16k = audio if sr == PROMPT_RATE else soxr.resample(audio, sr, PROMPT_RATE)
     audio_model = audio if sr == sample_rate else soxr.resample(audio, sr, sample_rate)
     tokenizer = tokenizer or _tokenizer(str(model_folder))

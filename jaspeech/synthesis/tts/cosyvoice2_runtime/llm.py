@@ -143,12 +143,9 @@ class CosyVoice2LM(torch.nn.Module):
         loaded with assign=True; lm_head is re-tied to embed_tokens as transformers ties it.
         """
         folder = Path(folder)
-        node = read_config(folder)["llm"]
-        sampling = {k: v for k, v in (node.get("sampling") or {}).items() if not k.startswith("_")}
-        qwen_config = Qwen2Config.from_pretrained(folder / "CosyVoice-BlankEN")
         with torch.device("meta"):
-            model = cls(qwen_config, node["speech_token_size"], node["llm_input_size"],
-                        node["llm_output_size"], **sampling)
+            model = cls.build(folder)
+        qwen_config = model.llm.model.config
         state = torch.load(folder / "llm.pt", map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
         if qwen_config.tie_word_embeddings:
@@ -157,6 +154,17 @@ class CosyVoice2LM(torch.nn.Module):
         # them, but the module stays a working Qwen2ForCausalLM)
         model.llm.model.model.rotary_emb = type(model.llm.model.model.rotary_emb)(qwen_config)
         return model.to(device=device).eval()
+
+    @classmethod
+    def build(cls, folder: str | Path) -> "CosyVoice2LM":
+        """The module cosyvoice2.yaml and CosyVoice-BlankEN/config.json describe, with fresh weights (on the
+        current default device): `from_folder` builds it on the meta device and loads llm.pt into it;
+        benchmarks/gpu_cost.py saves it as a random llm.pt of the real shapes."""
+        folder = Path(folder)
+        node = read_config(folder)["llm"]
+        sampling = {k: v for k, v in (node.get("sampling") or {}).items() if not k.startswith("_")}
+        qwen_config = Qwen2Config.from_pretrained(folder / "CosyVoice-BlankEN")
+        return cls(qwen_config, node["speech_token_size"], node["llm_input_size"], node["llm_output_size"], **sampling)
 
     # ----- the forward over Qwen2's weights -------------------------------------------------------------
 
