@@ -400,7 +400,39 @@ def time_ear(ear, plan: Plan, batch: int, device: str) -> float:
     return statistics.median(runs)
 
 
-def run(shapes: Shapes, plan: Plan, device: str, ears: dict) -> dict:
+def check_runtime(runtime, plan: Plan) -> dict:
+    """What only a GPU can tell (printed, not asserted: random weights, and kernels that may round differently
+    by batch shape): the LM's CUDA-graph step gives the eager step's tokens; a sentence decoded alone and among
+    7 batch-mates gives the same tokens; its mel alone and in a batch differ by float rounding only."""
+    import torch
+
+    from jaspeech.synthesis.tts.cosyvoice2_runtime.llm import LMPrompt
+
+    voice = next(iter(runtime.speakers.values()))
+    text = [2 + (5 * i) % len(KANA) for i in range(plan.text_tokens)]
+    prompts = [LMPrompt(text[: plan.text_tokens - n], voice.text_tokens, voice.speech_tokens) for n in range(8)]
+    seeds = list(range(8))
+    graph = runtime.lm.generate(prompts, seeds, max_batch=8, cuda_graph=True)
+    eager = runtime.lm.generate(prompts, seeds, max_batch=8, cuda_graph=False)
+    alone = runtime.lm.generate(prompts[:1], seeds[:1], max_batch=8)
+    device, dtype = runtime.device, runtime.dtype
+
+    def mels(rows):
+        return runtime.flow.inference(
+            [torch.tensor(graph[n], device=device) for n in rows],
+            [torch.tensor(voice.speech_tokens, device=device) for _ in rows],
+            [torch.from_numpy(voice.feat).to(device, dtype) for _ in rows],
+            torch.from_numpy(voice.embedding).to(device, dtype)[None].expand(len(rows), -1))
+
+    one, together = mels([0])[0].float(), mels(list(range(8)))[0].float()
+    out = {"graph_equals_eager": graph == eager, "alone_equals_batched": alone[0] == graph[0],
+           "tokens_per_row": [len(t) for t in graph],
+           "flow_rel_l2_alone_vs_batched": float((one - together).norm() / one.norm().clamp_min(1e-12))}
+    print(f"  checks: {out}", flush=True)
+    return out
+
+
+def run(shapes: Shapes, plan: Plan, device: str, ears: dict, check: bool = False) -> dict:
     import torch
 
     from jaspeech.synthesis.tts.cosyvoice2_runtime.runtime import CosyVoice2Runtime
@@ -412,6 +444,8 @@ def run(shapes: Shapes, plan: Plan, device: str, ears: dict) -> dict:
         folder = write_model_folder(Path(tmp) / "CosyVoice2-random", shapes, device)
         runtime = CosyVoice2Runtime(folder, random_speakers(shapes, plan), device=device, max_retries=0)
         results["setup_s"] = time.perf_counter() - t0
+        if check:
+            results["checks"] = check_runtime(runtime, plan)
         for b in plan.batches:
             results["tts"][b] = time_tts(runtime, plan, b, device)
             print(f"  tts batch {b}: {results['tts'][b]['total']:.5f} GPU-s per audio-s", flush=True)
@@ -457,7 +491,7 @@ def report(results: dict, plan: Plan) -> dict:
             "ear": {n: {str(b): v for b, v in d.items()} for n, d in results["ear"].items()},
             "best_tts_batch": best_b, "tts_gpu_h_per_audio_h": best_tts, "total_gpu_h_per_audio_h": totals,
             "original": ORIGINAL_GPU_H_PER_AUDIO_H, "targets": {"tts": TARGET_TTS, "total": TARGET_TOTAL},
-            "setup_s": results["setup_s"]}
+            "setup_s": results["setup_s"], "checks": results.get("checks")}
 
 
 def describe(shapes: Shapes, plan: Plan, device: str) -> None:
@@ -482,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audio-seconds", type=float, help=f"one sentence's speech (default {Plan.audio_seconds})")
     ap.add_argument("--repeats", type=int, help=f"timed runs after the warm-up (default {Plan.repeats})")
     ap.add_argument("--ear", choices=("both", "none", *EARS), default="both", help="which ears to time")
+    ap.add_argument("--check", action="store_true",
+                    help="first print what only a GPU can tell: CUDA-graph vs eager tokens, a row alone vs batched")
     args = ap.parse_args(argv)
     plan = TINY_PLAN if args.tiny else Plan()
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
@@ -500,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: run on a GPU, or use --device cpu --tiny to exercise the code path")
         return 2
     t0 = time.perf_counter()
-    results = run(shapes, plan, args.device, ears)
+    results = run(shapes, plan, args.device, ears, check=args.check)
     if not ears:
         results["ear"] = {}
     summary = report(results, plan) if ears else {"tts": {str(b): v for b, v in results["tts"].items()}}

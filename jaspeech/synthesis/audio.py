@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import soundfile as sf
 
 
 def to_mono_float32(samples: np.ndarray) -> np.ndarray:
@@ -26,12 +25,16 @@ def peak_normalize(samples: np.ndarray, peak: float = 0.95) -> np.ndarray:
 
 def encode_flac(samples: np.ndarray, sample_rate: int) -> bytes:
     """16-bit FLAC: lossless for what the TTS produced once quantised, ~half the size of WAV."""
+    import soundfile as sf  # here, not at import: a GPU node timing the ear needs no FLAC codec
+
     buf = io.BytesIO()
     sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
 
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
     samples, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
     return to_mono_float32(samples), int(sr)
 
