@@ -65,8 +65,8 @@ def _build_with(tts, tmp_path, monkeypatch, group_rows: int, limit: int = 12):
 
     real = shards.row_builder
 
-    def with_backend(plan):
-        builder = real(plan)
+    def with_backend(plan, out=None):
+        builder = real(plan, out)
         monkeypatch.setattr(builder, "tts", tts)
         return builder
 
