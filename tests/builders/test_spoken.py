@@ -20,7 +20,7 @@ from jaspeech.builders import corpus_spec
 from jaspeech.builders.build import BuildOptions
 from jaspeech.builders.executors import build_command
 from jaspeech.builders.sources import SAMPLES_DIR
-from jaspeech.builders.spoken import ALPACA_TEMPLATE, Adapter, Mapping, hub_licenses
+from jaspeech.builders.spoken import ALPACA_TEMPLATE, DETECT_ROWS, Adapter, Mapping, detect, hub_licenses
 from jaspeech.cli import main
 from tests.conftest import assert_accounted, reject_reasons, write_jsonl
 
@@ -131,6 +131,9 @@ def test_the_card_loading_and_the_view(samples):
         assert len(ds) == len(rows(samples, config))
         first = next(t for t in ds[0]["turns"] if t["role"] == "user")
         assert first["audio"].get_all_samples().data.shape[-1] > 0
+    (samples / "README.md").unlink()
+    assert main(["card", str(samples)]) == 0  # the card again, from the stored plans alone
+    assert (samples / "README.md").read_text(encoding="utf-8") == text
     # the view shows the system turn as a turn of its own (text, no audio)
     from jaspeech.view.queries import open_corpus
 
@@ -248,6 +251,15 @@ def test_same_command_resumes_a_template_or_mapping_change_needs_overwrite(tmp_p
                   "--overwrite") == 0
     assert rows(out, "t")[0]["turns"][0]["text"] == "日本の四季について簡単に説明してください。です"
     assert plan(out, "t")["template"] == "{{ instruction }}です"
+
+
+@pytest.mark.parametrize("fmt", ["messages", "sharegpt", "alpaca"])
+def test_auto_recognises_each_bundled_sample(fmt):
+    from jaspeech.builders.sources import InputSource
+
+    source = InputSource(str(SAMPLES_DIR / f"spoken-{fmt}.jsonl"), "", "")
+    mapping, note = detect({"format": "auto"}, [raw for _, raw in source.iter_rows(limit=DETECT_ROWS)])
+    assert mapping.format == fmt and note.startswith(f"--format auto chose {fmt}")
 
 
 def test_the_default_alpaca_text_is_the_documented_template():
