@@ -23,7 +23,8 @@ def _build_parser(sub) -> None:
     )
     p.add_argument("corpus", choices=CORPORA)
     p.add_argument("--config", required=True,
-                   help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K)")
+                   help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K); spoken: a "
+                   "name of your own (NAME-s2s / NAME-spoken-response: the speech-to-speech variants)")
     p.add_argument("--speak", default=None, choices=("user", "assistant", "both"),
                    help="SFT: which turns are spoken. user (the default configs): the instructions; both: the "
                    "responses too, into <config>-s2s (speech-to-speech); assistant: only the responses, into "
@@ -78,6 +79,34 @@ def _build_parser(sub) -> None:
     p.add_argument("--slurm-time", default="24:00:00")
     p.add_argument("--slurm-partition", default=None)
     p.add_argument("--slurm-max-parallel", type=int, default=64, help="array tasks running at once")
+    g = p.add_argument_group(
+        "spoken (your own dataset)", "How `jaspeech build spoken` reads --input (a hub id or local files). Stored in "
+        "the plan: a different format, mapping or template needs --overwrite")
+    g.add_argument("--format", default="auto", choices=("auto", "messages", "sharegpt", "alpaca"),
+                   help="messages: [{role, content}]; sharegpt: [{from, value}]; alpaca: instruction/input/output "
+                   "columns; auto (default): recognised from the first 20 rows")
+    g.add_argument("--messages-column", default=None,
+                   help="the list-of-turns column (default: messages, else conversations)")
+    g.add_argument("--role-key", default=None, help="a turn's role key (default: role; sharegpt: from)")
+    g.add_argument("--content-key", default=None, help="a turn's text key (default: content; sharegpt: value)")
+    g.add_argument("--user-role", default=None,
+                   help="comma-separated role values of user turns (default: user; sharegpt: human,user)")
+    g.add_argument("--assistant-role", default=None,
+                   help="role values of assistant turns (default: assistant; sharegpt: gpt,chatgpt,assistant,bot)")
+    g.add_argument("--system-role", default=None,
+                   help="role values of system turns, kept as text and never spoken (default: system)")
+    g.add_argument("--instruction-column", default=None, help="alpaca: the instruction column (default instruction)")
+    g.add_argument("--input-column", default=None,
+                   help="alpaca: the optional input column, spoken after the instruction on a new line (default input)")
+    g.add_argument("--output-column", default=None, help="alpaca / --template: the response column (default output)")
+    g.add_argument("--template", default=None,
+                   help="a Jinja2 template over a row's columns that makes the spoken user text, e.g. "
+                   "'{{ question }}' (with --output-column answer); sandboxed, an undefined name rejects the row")
+    g.add_argument("--id-column", default=None, help="the row id column (default: none, source_id is the position)")
+    g.add_argument("--license", default=None,
+                   help="the Hub licence id of the source's text (e.g. apache-2.0, cc-by-4.0; required), or other")
+    g.add_argument("--license-name", default=None, help="with --license other: a short name the Hub shows")
+    g.add_argument("--license-link", default=None, help="with --license other: where the terms are")
     p.add_argument("--overwrite", action="store_true", help="discard an existing build of this config")
     p.add_argument("--quiet", action="store_true")
 
@@ -90,7 +119,8 @@ def _run_build(args) -> int:
     from jaspeech.builders import corpus_spec
 
     try:  # --config magpie --speak both is the config magpie-s2s (which --config can also name)
-        config = corpus_spec(args.corpus).config_for(args.config, args.speak) if args.speak else args.config
+        spec = corpus_spec(args.corpus, [vars(args)])  # `spoken` makes its config from the options
+        config = spec.config_for(args.config, args.speak) if args.speak else args.config
     except ValueError as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
@@ -115,8 +145,10 @@ def _run_card(args) -> int:
     if not plans:
         print(f"jaspeech card: error: {args.folder} holds no jaspeech build", file=sys.stderr)
         return 2
-    corpus = json.loads(plans[0].read_text(encoding="utf-8"))["corpus"]
-    print(write_card(args.folder, corpus_spec(corpus)))
+    from jaspeech.builders.plan import stored_plans
+
+    stored = stored_plans(args.folder)
+    print(write_card(args.folder, corpus_spec(stored[0]["corpus"], stored)))
     return 0
 
 

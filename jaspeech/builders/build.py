@@ -20,6 +20,7 @@ from jaspeech.builders.plan import (  # noqa: F401  (BuildOptions, PlanMismatch,
     plan_command,
     plan_path,
     read_plan,
+    stored_plans,
 )
 from jaspeech.builders.shards import pending_shards, summarize
 
@@ -56,6 +57,8 @@ def build(opts: BuildOptions) -> dict:
     if opts.executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {opts.executor!r}; choose local, slurm or ray")
     plan = read_plan(opts) if opts.shard_index is not None else load_or_create_plan(opts)
+    if plan.get("input_note"):  # what the corpus read from the input at planning time (spoken: the format)
+        _log(opts, f"{opts.corpus}/{opts.config}: {plan['input_note']}")
     if opts.plan_only:
         _log(opts, f"{opts.corpus}/{opts.config}: planned {plan['num_rows']} input rows in "
              f"{plan['num_shards']} shards ({plan_path(opts.out, opts.config)})")
@@ -79,7 +82,7 @@ def build(opts: BuildOptions) -> dict:
     if summary["complete"]:
         from jaspeech.cards.render import write_card
 
-        write_card(opts.out, corpus_spec(opts.corpus))
+        write_card(opts.out, corpus_spec(opts.corpus, stored_plans(opts.out)))
     _log(opts, f"{opts.config}: {summary['rows']} rows kept, {summary['rejects']} rejected, "
          f"{summary['audio_hours']:.3f} h" + ("" if summary["complete"] else " (incomplete)"))
     return summary

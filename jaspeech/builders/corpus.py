@@ -9,6 +9,13 @@ from datasets import Features
 
 from jaspeech.builders.schema import Example
 
+# Build options that describe an input no corpus names (`jaspeech build spoken`, builders/spoken.py): a corpus reads
+# them only if its spec lists them (`CorpusSpec.options`); plan.py refuses them for any other corpus. The licence is
+# among them: the card is made from the stored plans, whenever and wherever `jaspeech card` runs.
+SOURCE_OPTIONS = ("format", "messages_column", "role_key", "content_key", "user_role", "assistant_role",
+                  "system_role", "instruction_column", "input_column", "output_column", "id_column", "template",
+                  "license", "license_name", "license_link")
+
 
 @dataclass(frozen=True)
 class OriginalRelease:
@@ -43,6 +50,7 @@ class SourceConfig:
     speak: str = "user"
     base: str = ""  # the text config this one is a spoken variant of ("" for the base config itself)
     features: Features | None = None  # this config's row schema, if not the corpus's
+    sample: str = ""  # the bundled sample (samples/<sample>.jsonl) read by --input sample; default: the base config's name
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,12 @@ class CorpusSpec:
     check_extra: Callable[[dict], dict] | None = None  # validates/cleans Example.extra, or raises RowReject
     # a corpus that does not read rows from --input files or a hub id brings its own reader
     open_source: Callable | None = None  # (input, config name, hub id, split) -> source; default InputSource
+    # a corpus whose configs come from the build options (`spoken`) rather than a fixed table:
+    # the SOURCE_OPTIONS it reads (any other corpus refuses them) ...
+    options: tuple[str, ...] = ()
+    # ... and what it reads from the input's first rows at planning time (plan fields, source) -> facts its rows
+    # depend on (spoken: the detected format and mapping), stored in the plan; may raise ValueError naming the flags
+    inspect_input: Callable[[dict, object], dict] | None = None
 
     def features_of(self, config: str) -> Features:
         return self.configs[config].features or self.features

@@ -20,6 +20,7 @@ import numpy as np
 
 from jaspeech import __version__
 from jaspeech.builders import corpus_spec
+from jaspeech.builders.corpus import SOURCE_OPTIONS
 from jaspeech.builders.sources import open_source, source_id_of
 from jaspeech.builders.writer import write_json_atomic
 from jaspeech.synthesis.speakers import stable_hash
@@ -65,16 +66,33 @@ class BuildOptions:
     slurm_time: str = "24:00:00"
     slurm_partition: str | None = None
     slurm_max_parallel: int = 64
+    # `spoken` (your own dataset): how rows are read (see builders/spoken.py); other corpora refuse them
+    format: str = "auto"  # auto | messages | sharegpt | alpaca
+    messages_column: str | None = None
+    role_key: str | None = None
+    content_key: str | None = None
+    user_role: str | None = None  # comma-separated role values (e.g. "human,user")
+    assistant_role: str | None = None
+    system_role: str | None = None
+    instruction_column: str | None = None
+    input_column: str | None = None
+    output_column: str | None = None
+    id_column: str | None = None
+    template: str | None = None  # Jinja2 over a row's columns: the spoken user text
+    license: str | None = None  # a Hub licence id (card)
+    license_name: str | None = None  # with --license other
+    license_link: str | None = None
 
 
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows")
+                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", *SOURCE_OPTIONS)
 
 
-PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16}  # options added later: what plans written before them meant
+PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16,  # options added later:
+                 "format": "auto"}  # what plans written before them meant
 
 
 class PlanMismatch(RuntimeError):
@@ -89,8 +107,14 @@ def plan_path(out: Path, config: str) -> Path:
     return Path(out) / "manifests" / config / "plan.json"
 
 
-def input_of(opts: BuildOptions) -> str:
-    spec = corpus_spec(opts.corpus)
+def spec_of(fields: dict):
+    """The corpus spec for a plan (or the option fields of one about to be made): a corpus whose configs come from
+    the options (`spoken`) makes the config from them."""
+    return corpus_spec(fields["corpus"], [fields])
+
+
+def input_of(opts: BuildOptions, spec=None) -> str:
+    spec = spec or corpus_spec(opts.corpus)
     if opts.config not in spec.configs:
         raise ValueError(f"{opts.corpus} has no config {opts.config!r}; choose from {', '.join(spec.configs)}")
     input_spec = opts.input or spec.configs[opts.config].hub_id
@@ -113,8 +137,15 @@ def default_group_rows(tts: str) -> int:
 def option_fields(opts: BuildOptions) -> dict:
     if opts.group_rows is not None and opts.group_rows < 1:
         raise ValueError(f"--group-rows must be at least 1, not {opts.group_rows}")
-    return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts),
-            "group_rows": opts.group_rows or default_group_rows(opts.tts)}
+    reads = corpus_spec(opts.corpus).options
+    stray = [k for k in SOURCE_OPTIONS if getattr(opts, k) != getattr(BuildOptions, k) and k not in reads]
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+        raise ValueError(f"{flags}: options of `jaspeech build spoken` (your own dataset), not of {opts.corpus}")
+    fields = {k: getattr(opts, k) for k in PLAN_OPTIONS if k not in SOURCE_OPTIONS or k in reads}
+    fields["group_rows"] = opts.group_rows or default_group_rows(opts.tts)
+    fields["input"] = input_of(opts, spec_of(fields))
+    return fields
 
 
 def find_duplicates(hashes: np.ndarray) -> dict[str, int]:
@@ -144,10 +175,13 @@ def scan(source, id_field: str | None, limit: int | None) -> tuple[int, dict[str
 
 def make_plan(opts: BuildOptions) -> dict:
     """Read the input once and fix the plan (nothing is written)."""
-    spec = corpus_spec(opts.corpus)
     fields = option_fields(opts)
+    spec = spec_of(fields)
+    source = open_source(spec, fields["input"], spec.configs[opts.config], opts.split)
+    if spec.inspect_input:  # facts of the input the rows depend on (spoken: its format), fixed here once
+        fields = {**fields, **spec.inspect_input(fields, source)}
+        spec = spec_of(fields)
     cfg = spec.configs[opts.config]
-    source = open_source(spec, fields["input"], cfg, opts.split)
     num_rows, duplicates = scan(source, cfg.id_field, opts.limit)
     fingerprint = source.fingerprint() if hasattr(source, "fingerprint") else []
     return {
@@ -196,7 +230,8 @@ def read_plan(opts: BuildOptions) -> dict:
 
 def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
     wanted = option_fields(opts)
-    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k, PLAN_DEFAULTS.get(k)) != wanted[k])
+    changed = sorted(k for k in PLAN_OPTIONS
+                     if plan.get(k, PLAN_DEFAULTS.get(k)) != wanted.get(k, PLAN_DEFAULTS.get(k)))
     if opts.num_shards is not None and plan.get("num_shards") != opts.num_shards:
         changed.append("num_shards")
     if changed:
@@ -204,6 +239,11 @@ def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
             f"{path} holds a build of {opts.config!r} with different settings ({', '.join(changed)}); "
             "rerun with the same options to resume, or add --overwrite to rebuild this config"
         )
+
+
+def stored_plans(out: Path) -> list[dict]:
+    """Every config's stored plan in a build folder (what a card is made from)."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(out).glob("manifests/*/plan.json"))]
 
 
 def clear_config(out: Path, config: str) -> None:
@@ -221,7 +261,7 @@ def load_or_create_plan(opts: BuildOptions) -> dict:
     if path.exists() and not opts.overwrite:
         old = json.loads(path.read_text(encoding="utf-8"))
         _check(old, opts, path)
-        spec = corpus_spec(opts.corpus)
+        spec = spec_of(old)
         source = open_source(spec, old["input"], spec.configs[opts.config], opts.split)
         if old.get("input_files", []) == (source.fingerprint() if hasattr(source, "fingerprint") else []):
             return old

@@ -23,7 +23,7 @@ def row_builder(plan: dict, out: Path | None = None):
     """One builder (and one loaded model of each kind) per process, plan and build folder."""
     key = json.dumps({**{k: v for k, v in plan.items() if k != "duplicates"}, "_out": str(out)}, sort_keys=True)
     if key not in _BUILDERS:
-        spec = corpus_spec(plan["corpus"])
+        spec = corpus_spec(plan["corpus"], [plan])
         _BUILDERS[key] = spec.make_builder(spec, plan, out)
     return _BUILDERS[key]
 
@@ -35,7 +35,7 @@ def shard_rows(num_rows: int, num_shards: int, shard: int) -> int:
 
 def run_shard(out: Path, plan: dict, shard: int) -> dict:
     """Process every input row of one shard and publish the shard; returns its manifest."""
-    spec = corpus_spec(plan["corpus"])
+    spec = corpus_spec(plan["corpus"], [plan])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan, out)
     source = open_source(spec, plan["input"], cfg, plan["split"])

@@ -214,4 +214,5 @@ class InputSource:
 def open_source(spec, input_spec: str, cfg, split: str):
     """The corpus's own reader if it brings one (FSD50K: a release folder), else `InputSource`."""
     factory = spec.open_source or InputSource
-    return factory(input_spec, getattr(cfg, "base", "") or cfg.name, cfg.hub_id, split)  # a spoken variant reads its base
+    # a spoken variant reads its base config's sample
+    return factory(input_spec, getattr(cfg, "sample", "") or getattr(cfg, "base", "") or cfg.name, cfg.hub_id, split)

@@ -8,7 +8,7 @@ Source kinds (`kind` in a recipe's `data.sources`); the schema is detected from 
   uses `audio`/`transcription`; Common Voice `audio`/`sentence`; LibriSpeech `audio`/`text`); task `asr_ja`
   or `asr_en`.
 - `jaspeech-sft`: spoken instructions, task `instruction` (spoken turns -> last response) or `asr_ja`
-  (each spoken turn with its text). Ours (`turns`), or the original's flat schemas:
+  (each spoken turn with its text). Ours (`turns`, also `jaspeech build spoken` folders), or the original's flat schemas:
   `Atotti/spoken-magpie-ja` (`instruction_audio`, `response`; `instruction` text for `asr_ja`) and
   `Atotti/spoken-multiturn-sft` (`q1_audio`, `a1`, `q2_audio`, `a2`; `q1`/`q2` texts for `asr_ja`).
 - `jaspeech-dpo`: spoken prompt turns with `chosen` / `rejected`. Ours (`turns`), or `Atotti/spoken-dpo-49k`
@@ -17,6 +17,11 @@ Source kinds (`kind` in a recipe's `data.sources`); the schema is detected from 
 - `fsd50k`: captions (`audio`, `caption`): ours and `Atotti/fsd50k-{cc0,ccby}-Qwen3-Omni-captioned`; task `caption`.
 - `text`: text-only chats (`messages`: [{role, content}], e.g. kanhatakeyama/ramdom-to-fixed-multiturn-Calm3);
   each user/assistant pair is one example (task `text`), as the original's text-only source.
+
+A `system` turn (`spoken` corpora) is never heard: its text (several joined by newlines) becomes the first
+message, `{"role": "system"}`. The `chat` format renders it through the chat template; the original formats
+cannot carry a row's system prompt (`original-v2` has one fixed system line, the original's; `original-v1` none),
+so there it is dropped (prompts.render_original keeps only the first system message, the fixed line).
 
 Optional per source: `config` (a name, or a list interleaved like the original's ReazonSpeech
 `split_0`...`split_7`), `split`, `streaming`, `limit`, `weight`, `max_seconds` (longer clips skipped),
@@ -183,9 +188,11 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
                 if text and (c := clip(audio)) is not None:
                     yield Example("asr_ja", [], [c], response=text)
         elif kind == "jaspeech-sft":
-            response_audio = []
+            response_audio, system = [], []
             if schema == "turns":
-                pairs = [(t["role"], t["text"], t["audio"] if t["role"] == "user" else None) for t in row["turns"]]
+                system = [t["text"] for t in row["turns"] if t["role"] == "system" and t["text"]]
+                pairs = [(t["role"], t["text"], t["audio"] if t["role"] == "user" else None) for t in row["turns"]
+                         if t["role"] != "system"]
                 response_audio = [t["audio"] for t in row["turns"] if t["role"] == "assistant" and t.get("audio")]
             elif schema == "magpie":
                 pairs = [("user", row.get("instruction") or "", row["instruction_audio"]), ("assistant", row["response"], None)]
@@ -197,6 +204,8 @@ def _rows_to_examples(spec: dict, rows, counters: Counters, schema: str) -> Iter
             got = spoken_turns(pairs)
             if got is not None:
                 turns, clips = got
+                if system:  # the row's system turns (`spoken` corpora), joined, as the one system message up front
+                    turns = [{"role": "system", "text": "\n".join(system), "spoken": False}] + turns
                 yield Example("instruction", turns[:-1], clips, response=turns[-1]["text"],
                               response_audio=response_audio)
         else:  # jaspeech-dpo

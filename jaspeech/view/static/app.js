@@ -267,7 +267,8 @@ async function loadRow(config, n) {
   body.replaceChildren();
   if (r.turns) {
     r.turns.forEach((t, i) => {
-      const heading = `turn ${i + 1}: ${t.role}${t.audio_url ? " (spoken)" : ""}`;
+      const heading = t.role === "system" ? `turn ${i + 1}: system prompt (text, never spoken)`
+        : `turn ${i + 1}: ${t.role}${t.audio_url ? " (spoken)" : ""}`;
       body.append(t.audio_url || t.transcript ? spokenTurn(t, heading)
         : el("div", {class: `turn ${t.role || ""}`}, el("div", {class: "role"}, heading), el("div", {class: "text"}, t.text || "")));
     });
