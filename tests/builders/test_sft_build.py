@@ -1,7 +1,6 @@
 """Building jaspeech-sft-audio: accounting, folder layout, resume, and loading with `datasets`."""
 import io
 import json
-import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -207,7 +206,6 @@ def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, t
     from jaspeech.builders import shards
     from jaspeech.synthesis.speakers import assign_speaker
     from jaspeech.synthesis.text import prepare_for_speech
-    from jaspeech.synthesis.tts import make_tts
 
     rows = [{"id": f"r{i}", "conversations": [{"role": "user", "content": text},
                                              {"role": "assistant", "content": "はい。"}]}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
 import soundfile as sf
-from datasets import Audio, load_dataset
+from datasets import load_dataset
 
 from jaspeech.builders.build import BuildOptions, build
 from jaspeech.captioning.filters import check_caption
