@@ -26,9 +26,9 @@ import pytest
 import soundfile as sf
 
 from jaspeech.cli import main
-from jaspeech.synthesis.speakers import PROFILES, speaker_by_name
+from jaspeech.synthesis.speakers import speaker_by_name
 from tests.conftest import assert_accounted
-from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2, upstream_importable
+from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2, upstream_importable, write_speakers
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +59,7 @@ def model_dir(upstream, tmp_path_factory):
 @pytest.fixture(scope="module")
 def speakers(tmp_path_factory):
     """20 reference clips (3 s harmonic tones, 24 kHz, one pitch per speaker) and their transcripts."""
-    d = tmp_path_factory.mktemp("speakers")
-    t = np.arange(3 * 24000) / 24000
-    for i, p in enumerate(PROFILES):
-        f0 = 110.0 + 12.0 * i
-        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3)) * 0.2 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-        sf.write(d / f"{p.name}.wav", tone.astype(np.float32), 24000)
-        (d / f"{p.name}.txt").write_text("こんにちは、今日はよろしくお願いします。", encoding="utf-8")
-    return d
+    return write_speakers(tmp_path_factory.mktemp("speakers"))
 
 
 @pytest.fixture

@@ -264,6 +264,23 @@ def build_tiny_cosyvoice2(folder: Path, eos_bias: float = 3.5, extra_text: str =
     return folder
 
 
+def write_speakers(folder: Path, assistants: bool = False) -> Path:
+    """A speakers folder: 3 s harmonic tones at 24 kHz (one pitch per voice) and their transcripts, for
+    spk00..spk19 (and the assistant voices asst00/asst01 with `assistants`)."""
+    import soundfile as sf
+
+    from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, PROFILES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(3 * 24000) / 24000
+    for i, p in enumerate([*PROFILES, *(ASSISTANT_PROFILES if assistants else ())]):
+        f0 = 110.0 + 12.0 * i
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3)) * 0.2 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+        sf.write(folder / f"{p.name}.wav", tone.astype(np.float32), 24000)
+        (folder / f"{p.name}.txt").write_text("こんにちは、今日はよろしくお願いします。", encoding="utf-8")
+    return folder
+
+
 def _imports(name: str) -> bool:
     try:
         importlib.import_module(name)

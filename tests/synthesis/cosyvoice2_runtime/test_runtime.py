@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from jaspeech.synthesis.speakers import ASSISTANT_PROFILES, PROFILES, speaker_by_name
+from jaspeech.synthesis.speakers import speaker_by_name
 from jaspeech.synthesis.tts import SynthesisItem
 from tests.conftest import assert_accounted
-from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2
+from tests.synthesis.tiny_cosyvoice2 import build_tiny_cosyvoice2, write_speakers
 
 ROOT = Path(__file__).resolve().parents[3]
 BLOCKED = ("cosyvoice", "matcha", "hyperpyyaml", "diffusers", "einops", "conformer", "torchaudio", "librosa",
@@ -36,19 +36,6 @@ RUN_WITHOUT_UPSTREAM = textwrap.dedent(f"""
     from jaspeech.cli import main
     raise SystemExit(main(sys.argv[1:]))
 """)
-
-
-def write_speakers(folder: Path, assistants: bool = False) -> Path:
-    """Reference clips: 3 s harmonic tones at 24 kHz (one pitch per voice) and their transcripts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    t = np.arange(3 * 24000) / 24000
-    voices = [*PROFILES, *(ASSISTANT_PROFILES if assistants else ())]
-    for i, p in enumerate(voices):
-        f0 = 110.0 + 12.0 * i
-        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3)) * 0.2 * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-        sf.write(folder / f"{p.name}.wav", tone.astype(np.float32), 24000)
-        (folder / f"{p.name}.txt").write_text("こんにちは、今日はよろしくお願いします。", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")
