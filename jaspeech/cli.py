@@ -304,7 +304,8 @@ def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
                 _no_abbreviations(child)
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_parser() -> argparse.ArgumentParser:
+    """The whole `jaspeech` command line (scripts/cli_reference.py writes docs/reference/cli.md from it)."""
     parser = argparse.ArgumentParser(prog="jaspeech", description=__doc__)
     parser.add_argument("--version", action="version", version=f"jaspeech {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -384,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     _view_parser(sub)
 
     _no_abbreviations(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
     if args.command == "build":
         return _run_build(args)
     if args.command == "card":

@@ -4,7 +4,8 @@
 #   - Debian's chromium + chromium-driver, for the browser test of `jaspeech view` (selenium drives them;
 #     nothing is downloaded at test time)
 #   - CPU torch 2.13.0 + torchcodec 0.13.0, then a plain pip install of the package with its offline, audio,
-#     view and test extras (the offline extra brings pyopenjtalk-plus with its Sudachi dictionary)
+#     view, test and docs extras (the offline extra brings pyopenjtalk-plus with its Sudachi dictionary; docs:
+#     MkDocs, Material and mkdocstrings, for the strict site build in the tests)
 #   - upstream CosyVoice (the cosyvoice2-fr-infer wheel) and openai-whisper without their declared pins
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e '.[offline,audio,view,test]'
+.venv/bin/python -m pip install -q -e '.[offline,audio,view,test,docs]'
 # upstream CosyVoice's code for the cosyvoice2 test: its wheel and openai-whisper declare pins we must not
 # take (transformers 4.40.1, numpy 1.26, torchaudio, deepspeed; whisper's triton), their runtime
 # modules come with the test extra
