@@ -116,112 +116,6 @@ TINY_PLAN = Plan(audio_seconds=1.0, prompt_seconds=1.0, prompt_text=8, transcrip
 
 # --- a random model folder of the real shapes, in upstream's layout ------------------------------------------
 
-YAML = """\
-# CosyVoice2-0.5B's cosyvoice2.yaml (the inference parts), sizes from benchmarks/gpu_cost.py Shapes
-sample_rate: 24000
-llm_input_size: {qwen_hidden}
-llm_output_size: {qwen_hidden}
-spk_embed_dim: 192
-qwen_pretrain_path: ''
-token_frame_rate: 25
-token_mel_ratio: 2
-chunk_size: 25
-num_decoding_left_chunks: -1
-llm: !new:cosyvoice.llm.llm.Qwen2LM
-    llm_input_size: !ref <llm_input_size>
-    llm_output_size: !ref <llm_output_size>
-    speech_token_size: {speech_tokens}
-    llm: !new:cosyvoice.llm.llm.Qwen2Encoder
-        pretrain_path: !ref <qwen_pretrain_path>
-    sampling: !name:cosyvoice.utils.common.ras_sampling
-        top_p: 0.8
-        top_k: 25
-        win_size: 10
-        tau_r: 0.1
-flow: !new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec
-    input_size: 512
-    output_size: 80
-    spk_embed_dim: !ref <spk_embed_dim>
-    output_type: 'mel'
-    vocab_size: {speech_tokens}
-    input_frame_rate: !ref <token_frame_rate>
-    only_mask_loss: True
-    token_mel_ratio: !ref <token_mel_ratio>
-    pre_lookahead_len: 3
-    encoder: !new:cosyvoice.transformer.upsample_encoder.UpsampleConformerEncoder
-        output_size: 512
-        attention_heads: {flow_heads}
-        linear_units: {flow_ffn}
-        num_blocks: {flow_blocks}
-        dropout_rate: 0.1
-        positional_dropout_rate: 0.1
-        attention_dropout_rate: 0.1
-        normalize_before: True
-        input_layer: 'linear'
-        pos_enc_layer_type: 'rel_pos_espnet'
-        selfattention_layer_type: 'rel_selfattn'
-        input_size: 512
-        use_cnn_module: False
-        macaron_style: False
-        static_chunk_size: !ref <chunk_size>
-    decoder: !new:cosyvoice.flow.flow_matching.CausalConditionalCFM
-        in_channels: 240
-        n_spks: 1
-        spk_emb_dim: 80
-        cfm_params: !new:omegaconf.DictConfig
-            content:
-                sigma_min: 1e-06
-                solver: 'euler'
-                t_scheduler: 'cosine'
-                training_cfg_rate: 0.2
-                inference_cfg_rate: 0.7
-                reg_loss_type: 'l1'
-        estimator: !new:cosyvoice.flow.decoder.CausalConditionalDecoder
-            in_channels: 320
-            out_channels: 80
-            channels: [{dec_channels}]
-            dropout: 0.0
-            attention_head_dim: {dec_head_dim}
-            n_blocks: {dec_blocks}
-            num_mid_blocks: {dec_mid_blocks}
-            num_heads: {dec_heads}
-            act_fn: 'gelu'
-            static_chunk_size: !ref <chunk_size> * <token_mel_ratio>
-            num_decoding_left_chunks: !ref <num_decoding_left_chunks>
-hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
-    in_channels: 80
-    base_channels: {hift_channels}
-    nb_harmonics: 8
-    sampling_rate: !ref <sample_rate>
-    nsf_alpha: 0.1
-    nsf_sigma: 0.003
-    nsf_voiced_threshold: 10
-    upsample_rates: [8, 5, 3]
-    upsample_kernel_sizes: [16, 11, 7]
-    istft_params:
-        n_fft: 16
-        hop_len: 4
-    resblock_kernel_sizes: {hift_res_kernels}
-    resblock_dilation_sizes: {hift_dilations}
-    source_resblock_kernel_sizes: [7, 7, 11]
-    source_resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
-    lrelu_slope: 0.1
-    audio_limit: 0.99
-    f0_predictor: !new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor
-        num_class: 1
-        in_channels: 80
-        cond_channels: {f0_channels}
-feat_extractor: !name:matcha.utils.audio.mel_spectrogram
-    n_fft: 1920
-    num_mels: 80
-    sampling_rate: !ref <sample_rate>
-    hop_size: 480
-    win_size: 1920
-    fmin: 0
-    fmax: 8000
-    center: False
-"""
-
 
 def _byte_alphabet() -> dict[int, str]:
     """GPT-2's byte -> printable character table, which Qwen2's byte-level BPE uses."""
@@ -262,14 +156,18 @@ def write_model_folder(folder: Path, s: Shapes, device: str) -> Path:
     import torch
     from transformers import Qwen2Config
 
+    from jaspeech.synthesis.tts.cosyvoice2_runtime.config import ModelSizes, model_yaml
     from jaspeech.synthesis.tts.cosyvoice2_runtime.flow import CosyVoice2Flow
     from jaspeech.synthesis.tts.cosyvoice2_runtime.hift import CosyVoice2HiFT, unfold_weight_norm
     from jaspeech.synthesis.tts.cosyvoice2_runtime.llm import CosyVoice2LM
 
     folder.mkdir(parents=True, exist_ok=True)
-    sizes = {**asdict(s), "hift_res_kernels": list(s.hift_res_kernels),
-             "hift_dilations": [list(d) for d in s.hift_dilations]}
-    (folder / "cosyvoice2.yaml").write_text(YAML.format(**sizes), encoding="utf-8")
+    sizes = ModelSizes(hidden=s.qwen_hidden, speech_tokens=s.speech_tokens, flow_heads=s.flow_heads, flow_ffn=s.flow_ffn,
+                       flow_blocks=s.flow_blocks, dec_channels=s.dec_channels, dec_head_dim=s.dec_head_dim,
+                       dec_blocks=s.dec_blocks, dec_mid_blocks=s.dec_mid_blocks, dec_heads=s.dec_heads,
+                       hift_channels=s.hift_channels, hift_res_kernels=s.hift_res_kernels, hift_dilations=s.hift_dilations,
+                       f0_channels=s.f0_channels)
+    (folder / "cosyvoice2.yaml").write_text(model_yaml(sizes), encoding="utf-8")
     blank = folder / "CosyVoice-BlankEN"
     write_tokenizer(blank)
     Qwen2Config(vocab_size=s.qwen_vocab, hidden_size=s.qwen_hidden, intermediate_size=s.qwen_ffn,

@@ -25,131 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from jaspeech.synthesis.tts.cosyvoice2_runtime.config import ModelSizes, model_yaml
+
 STANDINS = Path(__file__).resolve().parent / "standins"
 
 SPEECH_TOKENS = 64  # upstream: 6561
 HIDDEN = 32  # Qwen2 hidden size = llm_input_size = llm_output_size (upstream: 896)
 
-CONFIG = """\
-# CosyVoice2-0.5B's cosyvoice2.yaml with tiny sizes (tests only)
-__set_seed1: !apply:random.seed [1986]
-__set_seed2: !apply:numpy.random.seed [1986]
-__set_seed3: !apply:torch.manual_seed [1986]
-
-sample_rate: 24000
-llm_input_size: {hidden}
-llm_output_size: {hidden}
-spk_embed_dim: 192
-qwen_pretrain_path: ''
-token_frame_rate: 25
-token_mel_ratio: 2
-chunk_size: 25
-num_decoding_left_chunks: -1
-
-llm: !new:cosyvoice.llm.llm.Qwen2LM
-    llm_input_size: !ref <llm_input_size>
-    llm_output_size: !ref <llm_output_size>
-    speech_token_size: {speech_tokens}
-    length_normalized_loss: True
-    lsm_weight: 0
-    mix_ratio: [5, 15]
-    llm: !new:cosyvoice.llm.llm.Qwen2Encoder
-        pretrain_path: !ref <qwen_pretrain_path>
-    sampling: !name:cosyvoice.utils.common.ras_sampling
-        top_p: 0.8
-        top_k: 25
-        win_size: 10
-        tau_r: 0.1
-
-flow: !new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec
-    input_size: 512
-    output_size: 80
-    spk_embed_dim: !ref <spk_embed_dim>
-    output_type: 'mel'
-    vocab_size: {speech_tokens}
-    input_frame_rate: !ref <token_frame_rate>
-    only_mask_loss: True
-    token_mel_ratio: !ref <token_mel_ratio>
-    pre_lookahead_len: 3
-    encoder: !new:cosyvoice.transformer.upsample_encoder.UpsampleConformerEncoder
-        output_size: 512  # fixed: upstream's UpsampleConformerEncoder hard-codes 512 channels
-        attention_heads: 2
-        linear_units: 64
-        num_blocks: 1
-        dropout_rate: 0.1
-        positional_dropout_rate: 0.1
-        attention_dropout_rate: 0.1
-        normalize_before: True
-        input_layer: 'linear'
-        pos_enc_layer_type: 'rel_pos_espnet'
-        selfattention_layer_type: 'rel_selfattn'
-        input_size: 512
-        use_cnn_module: False
-        macaron_style: False
-        static_chunk_size: !ref <chunk_size>
-    decoder: !new:cosyvoice.flow.flow_matching.CausalConditionalCFM
-        in_channels: 240
-        n_spks: 1
-        spk_emb_dim: 80
-        cfm_params: !new:omegaconf.DictConfig
-            content:
-                sigma_min: 1e-06
-                solver: 'euler'
-                t_scheduler: 'cosine'
-                training_cfg_rate: 0.2
-                inference_cfg_rate: 0.7
-                reg_loss_type: 'l1'
-        estimator: !new:cosyvoice.flow.decoder.CausalConditionalDecoder
-            in_channels: 320
-            out_channels: 80
-            channels: [32]
-            dropout: 0.0
-            attention_head_dim: 16
-            n_blocks: 1
-            num_mid_blocks: 1
-            num_heads: 2
-            act_fn: 'gelu'
-            static_chunk_size: !ref <chunk_size> * <token_mel_ratio>
-            num_decoding_left_chunks: !ref <num_decoding_left_chunks>
-
-hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
-    in_channels: 80
-    base_channels: 16
-    nb_harmonics: 8
-    sampling_rate: !ref <sample_rate>
-    nsf_alpha: 0.1
-    nsf_sigma: 0.003
-    nsf_voiced_threshold: 10
-    upsample_rates: [8, 5, 3]
-    upsample_kernel_sizes: [16, 11, 7]
-    istft_params:
-        n_fft: 16
-        hop_len: 4
-    resblock_kernel_sizes: [3]
-    resblock_dilation_sizes: [[1, 3]]
-    source_resblock_kernel_sizes: [7, 7, 11]
-    source_resblock_dilation_sizes: [[1, 3], [1, 3], [1, 3]]
-    lrelu_slope: 0.1
-    audio_limit: 0.99
-    f0_predictor: !new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor
-        num_class: 1
-        in_channels: 80
-        cond_channels: 16
-
-get_tokenizer: !name:cosyvoice.tokenizer.tokenizer.get_qwen_tokenizer
-    token_path: !ref <qwen_pretrain_path>
-    skip_special_tokens: True
-allowed_special: 'all'
-feat_extractor: !name:matcha.utils.audio.mel_spectrogram
-    n_fft: 1920
-    num_mels: 80
-    sampling_rate: !ref <sample_rate>
-    hop_size: 480
-    win_size: 1920
-    fmin: 0
-    fmax: 8000
-    center: False
-"""
+# upstream's CosyVoice2-0.5B cosyvoice2.yaml (same classes and wiring), tiny sizes
+TINY_SIZES = ModelSizes(hidden=HIDDEN, speech_tokens=SPEECH_TOKENS, flow_heads=2, flow_ffn=64, flow_blocks=1,
+                        dec_channels=32, dec_head_dim=16, dec_blocks=1, dec_mid_blocks=1, dec_heads=2, hift_channels=16,
+                        hift_res_kernels=(3,), hift_dilations=((1, 3),), source_dilations=((1, 3), (1, 3), (1, 3)),
+                        f0_channels=16)
 
 
 def _kana() -> str:
@@ -252,7 +139,7 @@ def build_tiny_cosyvoice2(folder: Path, eos_bias: float = 3.5, extra_text: str =
     folder.mkdir(parents=True, exist_ok=True)
     blank = folder / "CosyVoice-BlankEN"
     write_qwen(blank, write_tokenizer(blank, extra_text))
-    yaml_text = CONFIG.format(hidden=HIDDEN, speech_tokens=SPEECH_TOKENS)
+    yaml_text = model_yaml(TINY_SIZES)
     (folder / "cosyvoice2.yaml").write_text(yaml_text, encoding="utf-8")
     configs = load_hyperpyyaml(yaml_text, overrides={"qwen_pretrain_path": str(blank)})
     with torch.no_grad():
