@@ -42,6 +42,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from jaspeech.synthesis.tts.cosyvoice2_runtime.config import ModelSizes, model_yaml  # noqa: E402  (yaml only)
+
 ORIGINAL_GPU_H_PER_AUDIO_H = 0.56  # the original corpora: ~600 H200-hours for ~1,075 hours of speech
 UPSTREAM_API_GPU_H_PER_AUDIO_H = 0.73  # --tts cosyvoice2-upstream, benchmarks/results/h200-2026-11-27/gpu_cost.log
 TARGET_TTS = 0.005  # issue 22: TTS <= 0.005 GPU-h per audio-h, the whole job <= 0.01
@@ -52,27 +54,14 @@ KANA = "アイウエオカキクケコサシスセソタチツテトナニヌネ
 
 @dataclass(frozen=True)
 class Shapes:
-    """CosyVoice2-0.5B (its cosyvoice2.yaml and Qwen2-0.5B's config) and Whisper-large-v3."""
+    """CosyVoice2-0.5B (its cosyvoice2.yaml: `tts`, and Qwen2-0.5B's config) and Whisper-large-v3."""
 
-    qwen_hidden: int = 896
+    tts: ModelSizes = ModelSizes()  # cosyvoice2.yaml's sizes (hidden is Qwen2's hidden size)
     qwen_layers: int = 24
     qwen_heads: int = 14
     qwen_kv_heads: int = 2
     qwen_ffn: int = 4864
     qwen_vocab: int = 151936
-    speech_tokens: int = 6561
-    flow_heads: int = 8
-    flow_ffn: int = 2048
-    flow_blocks: int = 6
-    dec_channels: int = 256
-    dec_head_dim: int = 64
-    dec_blocks: int = 4
-    dec_mid_blocks: int = 12
-    dec_heads: int = 8
-    hift_channels: int = 512
-    hift_res_kernels: tuple = (3, 7, 11)
-    hift_dilations: tuple = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
-    f0_channels: int = 512
     whisper_d: int = 1280
     whisper_encoder_layers: int = 32
     whisper_heads: int = 20
@@ -81,11 +70,11 @@ class Shapes:
     whisper_vocab: int = 51866
 
 
-TINY = Shapes(qwen_hidden=64, qwen_layers=2, qwen_heads=4, qwen_kv_heads=2, qwen_ffn=128, qwen_vocab=512,
-              speech_tokens=100, flow_heads=2, flow_ffn=64, flow_blocks=1, dec_channels=32, dec_head_dim=16,
-              dec_blocks=1, dec_mid_blocks=1, dec_heads=2, hift_channels=32, hift_res_kernels=(3,),
-              hift_dilations=((1, 3),), f0_channels=32, whisper_d=64, whisper_encoder_layers=2, whisper_heads=2,
-              whisper_ffn=128)
+TINY = Shapes(tts=ModelSizes(hidden=64, speech_tokens=100, flow_heads=2, flow_ffn=64, flow_blocks=1, dec_channels=32,
+                             dec_head_dim=16, dec_blocks=1, dec_mid_blocks=1, dec_heads=2, hift_channels=32,
+                             hift_res_kernels=(3,), hift_dilations=((1, 3),), f0_channels=32),
+              qwen_layers=2, qwen_heads=4, qwen_kv_heads=2, qwen_ffn=128, qwen_vocab=512, whisper_d=64,
+              whisper_encoder_layers=2, whisper_heads=2, whisper_ffn=128)
 
 EARS = {"whisper-large-v3": 32, "whisper-large-v3-turbo": 4}  # decoder layers; the encoder is the same
 TINY_EARS = {"whisper-large-v3": 2, "whisper-large-v3-turbo": 1}
@@ -156,21 +145,15 @@ def write_model_folder(folder: Path, s: Shapes, device: str) -> Path:
     import torch
     from transformers import Qwen2Config
 
-    from jaspeech.synthesis.tts.cosyvoice2_runtime.config import ModelSizes, model_yaml
     from jaspeech.synthesis.tts.cosyvoice2_runtime.flow import CosyVoice2Flow
     from jaspeech.synthesis.tts.cosyvoice2_runtime.hift import CosyVoice2HiFT, unfold_weight_norm
     from jaspeech.synthesis.tts.cosyvoice2_runtime.llm import CosyVoice2LM
 
     folder.mkdir(parents=True, exist_ok=True)
-    sizes = ModelSizes(hidden=s.qwen_hidden, speech_tokens=s.speech_tokens, flow_heads=s.flow_heads, flow_ffn=s.flow_ffn,
-                       flow_blocks=s.flow_blocks, dec_channels=s.dec_channels, dec_head_dim=s.dec_head_dim,
-                       dec_blocks=s.dec_blocks, dec_mid_blocks=s.dec_mid_blocks, dec_heads=s.dec_heads,
-                       hift_channels=s.hift_channels, hift_res_kernels=s.hift_res_kernels, hift_dilations=s.hift_dilations,
-                       f0_channels=s.f0_channels)
-    (folder / "cosyvoice2.yaml").write_text(model_yaml(sizes), encoding="utf-8")
+    (folder / "cosyvoice2.yaml").write_text(model_yaml(s.tts), encoding="utf-8")
     blank = folder / "CosyVoice-BlankEN"
     write_tokenizer(blank)
-    Qwen2Config(vocab_size=s.qwen_vocab, hidden_size=s.qwen_hidden, intermediate_size=s.qwen_ffn,
+    Qwen2Config(vocab_size=s.qwen_vocab, hidden_size=s.tts.hidden, intermediate_size=s.qwen_ffn,
                 num_hidden_layers=s.qwen_layers, num_attention_heads=s.qwen_heads, num_key_value_heads=s.qwen_kv_heads,
                 max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True).save_pretrained(blank)
     torch.manual_seed(0)
@@ -196,7 +179,7 @@ def random_speakers(s: Shapes, plan: Plan, n: int = 20) -> dict:
 
     rng = np.random.default_rng(0)
     return {p.name: SpeakerPrompt(p.name, "", rng.integers(2, 2 + len(KANA), plan.prompt_text).tolist(),
-                                  rng.integers(0, s.speech_tokens, plan.prompt_tokens).tolist(),
+                                  rng.integers(0, s.tts.speech_tokens, plan.prompt_tokens).tolist(),
                                   (rng.standard_normal((2 * plan.prompt_tokens, 80)) * 2 - 4).astype(np.float32),
                                   rng.standard_normal(192).astype(np.float32))
             for p in PROFILES[:n]}

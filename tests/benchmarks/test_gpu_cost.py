@@ -35,7 +35,7 @@ def test_help_and_dry_run_need_no_gpu():
                          check=True).stdout
     plan = json.loads(out.strip().splitlines()[-1])
     assert plan["dry_run"] is True and plan["plan"]["batches"] == [1, 16, 64, 256]
-    assert plan["shapes"]["qwen_hidden"] == 896 and plan["shapes"]["qwen_layers"] == 24
+    assert plan["shapes"]["tts"]["hidden"] == 896 and plan["shapes"]["qwen_layers"] == 24
     assert plan["shapes"]["whisper_d"] == 1280 and plan["shapes"]["whisper_mels"] == 128
     assert "100 text tokens -> 200 speech tokens (8 s)" in out and "10 Euler steps" in out
 
