@@ -57,6 +57,16 @@ def _build_parser(sub) -> None:
     p.add_argument("--keep-reject-audio", action="store_true",
                    help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
                    "so `jaspeech view` can play them (off by default)")
+    p.add_argument("--quality", default="dnsmos", choices=("dnsmos", "none"),
+                   help="the quality stage's MOS model, run on every kept spoken turn: dnsmos (default: DNSMOS "
+                   "P.835 SIG/BAK/OVRL + P.808, CPU) or none (scores null, for scale benchmarks); the signal "
+                   "checks (peak, clipping, silences, level) always run")
+    p.add_argument("--min-dnsmos", type=float, default=None,
+                   help="reject rows whose spoken turn has a DNSMOS OVRL below this (reason low_quality; "
+                   "default off, see docs/quality.md; Emilia-Pipe keeps OVRL >= 3.0)")
+    p.add_argument("--max-silence", type=float, default=None,
+                   help="reject rows whose spoken turn has a leading, trailing or inner silence longer than "
+                   "this many seconds (reason long_silence; default off)")
     p.add_argument("--group-rows", type=int, default=None,
                    help="input rows built together: one batched TTS call for their texts, one batched round trip "
                    "(default 128 for cosyvoice2, whose GPU runtime decodes a group's sentences as one batch; else 16). "

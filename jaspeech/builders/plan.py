@@ -49,6 +49,9 @@ class BuildOptions:
     max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
+    quality: str = "dnsmos"  # the MOS scorer of the quality stage (dnsmos | none); signal checks always run
+    min_dnsmos: float | None = None  # reject rows whose spoken turn has a DNSMOS OVRL below this (low_quality)
+    max_silence: float | None = None  # reject rows whose spoken turn has a silence longer than this (long_silence)
     group_rows: int | None = None  # rows built together (one TTS and one ASR batch); None: default_group_rows(tts)
     num_shards: int | None = None
     shard_index: int | None = None
@@ -71,10 +74,13 @@ class BuildOptions:
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows")
+                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
+                "max_silence")
 
 
-PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16}  # options added later: what plans written before them meant
+# options added later: what plans written before them meant (no quality stage: `jaspeech rescore` adds it)
+PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16, "quality": "none",
+                 "min_dnsmos": None, "max_silence": None}
 
 
 class PlanMismatch(RuntimeError):
@@ -113,6 +119,11 @@ def default_group_rows(tts: str) -> int:
 def option_fields(opts: BuildOptions) -> dict:
     if opts.group_rows is not None and opts.group_rows < 1:
         raise ValueError(f"--group-rows must be at least 1, not {opts.group_rows}")
+    if opts.min_dnsmos is not None and opts.quality == "none":
+        raise ValueError("--min-dnsmos filters on the DNSMOS score, which --quality none does not compute: "
+                         "drop one of them")
+    if opts.max_silence is not None and not opts.max_silence > 0:
+        raise ValueError(f"--max-silence must be a positive number of seconds, not {opts.max_silence}")
     return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts),
             "group_rows": opts.group_rows or default_group_rows(opts.tts)}
 
