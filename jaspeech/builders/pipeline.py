@@ -355,8 +355,8 @@ class RowBuilder:
             silences = {k: s.signal[k] for k in ("leading_silence", "longest_silence", "trailing_silence")}
             if most is not None and max(silences.values()) > most:
                 kind, seconds = max(silences.items(), key=lambda kv: kv[1])
-                detail = ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in silences.items())
-                return p.reject("long_silence", f"turn {i}: {kind.replace('_', ' ')} {seconds:.2f} s > {most:g} s "
+                detail = ", ".join(f"{k.split('_')[0]} {v:.3f} s" for k, v in silences.items())
+                return p.reject("long_silence", f"turn {i}: {kind.replace('_', ' ')} {seconds:.3f} s > {most:g} s "
                                 f"({detail})", heard, keep_audio=self.options.keep_reject_audio)
         return None
 

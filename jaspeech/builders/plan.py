@@ -22,6 +22,7 @@ from jaspeech import __version__
 from jaspeech.builders import corpus_spec
 from jaspeech.builders.sources import open_source, source_id_of
 from jaspeech.builders.writer import write_json_atomic
+from jaspeech.synthesis.quality import QUALITY_BACKENDS, default_quality
 from jaspeech.synthesis.speakers import stable_hash
 
 ROWS_PER_SHARD = 2000  # default shard size: small enough to lose little on a kill
@@ -49,7 +50,7 @@ class BuildOptions:
     max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
-    quality: str = "dnsmos"  # the MOS scorer of the quality stage (dnsmos | none); signal checks always run
+    quality: str | None = None  # the quality stage's MOS scorer: dnsmos | none; None: default_quality() (dnsmos)
     min_dnsmos: float | None = None  # reject rows whose spoken turn has a DNSMOS OVRL below this (low_quality)
     max_silence: float | None = None  # reject rows whose spoken turn has a silence longer than this (long_silence)
     group_rows: int | None = None  # rows built together (one TTS and one ASR batch); None: default_group_rows(tts)
@@ -119,13 +120,16 @@ def default_group_rows(tts: str) -> int:
 def option_fields(opts: BuildOptions) -> dict:
     if opts.group_rows is not None and opts.group_rows < 1:
         raise ValueError(f"--group-rows must be at least 1, not {opts.group_rows}")
-    if opts.min_dnsmos is not None and opts.quality == "none":
+    quality = opts.quality or default_quality()
+    if quality not in QUALITY_BACKENDS:
+        raise ValueError(f"unknown --quality {quality!r}; choose from {', '.join(QUALITY_BACKENDS)}")
+    if opts.min_dnsmos is not None and quality == "none":
         raise ValueError("--min-dnsmos filters on the DNSMOS score, which --quality none does not compute: "
                          "drop one of them")
     if opts.max_silence is not None and not opts.max_silence > 0:
         raise ValueError(f"--max-silence must be a positive number of seconds, not {opts.max_silence}")
     return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts),
-            "group_rows": opts.group_rows or default_group_rows(opts.tts)}
+            "group_rows": opts.group_rows or default_group_rows(opts.tts), "quality": quality}
 
 
 def find_duplicates(hashes: np.ndarray) -> dict[str, int]:

@@ -11,6 +11,7 @@ build wrote):
 """
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,12 @@ from jaspeech.synthesis.quality.dnsmos import DNSMOS_FIELDS, QualityUnavailable 
 from jaspeech.synthesis.quality.signal import SIGNAL_FIELDS, signal_checks  # noqa: F401
 
 QUALITY_BACKENDS = ("dnsmos", "none")
+
+
+def default_quality() -> str:
+    """What a build scores with when `--quality` is not given: dnsmos, or $JASPEECH_QUALITY (the test suite
+    sets `none`, so only the tests about quality pay for the model; the plan records the value used)."""
+    return os.environ.get("JASPEECH_QUALITY", "").strip() or "dnsmos"
 
 
 class QualityScorer(Protocol):

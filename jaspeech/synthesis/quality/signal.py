@@ -40,7 +40,7 @@ def signal_checks(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     after the last frame within 40 dB of the loudest 20 ms frame; longest_silence: the longest run of
     such silent frames between them (a pause inside the speech), in seconds. Silence is relative to the
     clip's own loudest frame, so a quiet but clean voice has none; noise filling the pauses is not silence
-    (the DNSMOS BAK score is what hears noise).
+    (the DNSMOS BAK score is what hears noise). A clip with no sound at all is all leading and trailing silence.
     """
     x = np.asarray(samples, dtype=np.float32).reshape(-1)
     n = x.size
@@ -49,9 +49,13 @@ def signal_checks(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
                 "rms_db": FLOOR_DB, "longest_silence": 0.0}
     magnitude = np.abs(x)
     levels = frame_levels(x, sample_rate)
-    voiced = levels > levels.max() - SILENCE_DB
+    voiced = (levels > levels.max() - SILENCE_DB) & (levels > FLOOR_DB + 20)  # digital silence is never voice
     hop, frame = max(1, round(HOP_S * sample_rate)), max(1, round(FRAME_S * sample_rate))
     on = np.flatnonzero(voiced)
+    if on.size == 0:  # nothing but silence: all of it is both leading and trailing
+        return {"peak": float(magnitude.max()), "clipping": float(np.count_nonzero(magnitude >= FULL_SCALE) / n),
+                "leading_silence": n / sample_rate, "trailing_silence": n / sample_rate,
+                "rms_db": float(_db(np.mean(np.square(x, dtype=np.float64)))), "longest_silence": 0.0}
     first, last = int(on[0]), int(on[-1])
     leading = first * hop / sample_rate
     trailing = max(0, n - (last * hop + frame)) / sample_rate
