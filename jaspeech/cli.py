@@ -64,9 +64,10 @@ def _build_parser(sub) -> None:
     p.add_argument("--min-dnsmos", type=float, default=None,
                    help="reject rows whose spoken turn has a DNSMOS OVRL below this (reason low_quality; "
                    "default off, see docs/quality.md; Emilia-Pipe keeps OVRL >= 3.0)")
-    p.add_argument("--max-silence", type=float, default=None,
+    p.add_argument("--max-silence", type=float, default=2.0,
                    help="reject rows whose spoken turn has a leading, trailing or inner silence longer than "
-                   "this many seconds (reason long_silence; default off)")
+                   "this many seconds (reason long_silence; default 2, which no Kokoro turn of the bundled "
+                   "samples reaches; 0 turns it off)")
     p.add_argument("--group-rows", type=int, default=None,
                    help="input rows built together: one batched TTS call for their texts, one batched round trip "
                    "(default 128 for cosyvoice2, whose GPU runtime decodes a group's sentences as one batch; else 16). "

@@ -52,7 +52,9 @@ class BuildOptions:
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
     quality: str | None = None  # the quality stage's MOS scorer: dnsmos | none; None: default_quality() (dnsmos)
     min_dnsmos: float | None = None  # reject rows whose spoken turn has a DNSMOS OVRL below this (low_quality)
-    max_silence: float | None = None  # reject rows whose spoken turn has a silence longer than this (long_silence)
+    # reject rows whose spoken turn has a leading, trailing or inner silence longer than this (long_silence); 0 or
+    # None: off. 2 s rejects none of the bundled samples' Kokoro turns (longest: 0.82 s; docs/quality.md)
+    max_silence: float | None = 2.0
     group_rows: int | None = None  # rows built together (one TTS and one ASR batch); None: default_group_rows(tts)
     num_shards: int | None = None
     shard_index: int | None = None
@@ -126,10 +128,11 @@ def option_fields(opts: BuildOptions) -> dict:
     if opts.min_dnsmos is not None and quality == "none":
         raise ValueError("--min-dnsmos filters on the DNSMOS score, which --quality none does not compute: "
                          "drop one of them")
-    if opts.max_silence is not None and not opts.max_silence > 0:
-        raise ValueError(f"--max-silence must be a positive number of seconds, not {opts.max_silence}")
+    if opts.max_silence is not None and not opts.max_silence >= 0:
+        raise ValueError(f"--max-silence must be a number of seconds (0: off), not {opts.max_silence}")
     return {**{k: getattr(opts, k) for k in PLAN_OPTIONS}, "input": input_of(opts),
-            "group_rows": opts.group_rows or default_group_rows(opts.tts), "quality": quality}
+            "group_rows": opts.group_rows or default_group_rows(opts.tts), "quality": quality,
+            "max_silence": opts.max_silence or None}
 
 
 def find_duplicates(hashes: np.ndarray) -> dict[str, int]:

@@ -16,8 +16,8 @@ Windowing (`windows`): "speechmos" is the package's own loop, windows starting e
 int(floor(seconds) - 9.01) + 1 of them; its end index `int((i + 9.01) * 16000)` rounds down to 144,159 samples
 for most i >= 7, and such windows are skipped, so a long clip is scored on its first 7-16 s only. "cover"
 (the default) takes the fewest 9.01 s windows that cover the clip, evenly spaced from its start to its end
-(one window for every clip up to 9.01 s, two up to 18 s, ...): 1-7x fewer windows, and every second of a
-long clip is heard. `benchmarks/quality.py` compares the two on the bundled samples (see docs/quality.md).
+(one window, of the tiled clip, for every clip up to 9.01 s; two up to 18 s, ...): a short clip costs one
+window instead of one to seven, and every second of a long clip is heard. `benchmarks/quality.py` compares the two on the bundled samples (see docs/quality.md).
 
 Sessions are made once per process and model file; the windows of every clip of a call go through the
 models together along their batch axis, `batch` windows at a time.
@@ -95,7 +95,9 @@ def tile(audio: np.ndarray) -> np.ndarray:
 
 
 def window_starts(num_samples: int, windows: str = "cover") -> list[int]:
-    """First sample of each 9.01 s window of a (tiled) 16 kHz clip of `num_samples` samples."""
+    """First sample of each 9.01 s window of a 16 kHz clip of `num_samples` samples: for "speechmos" the length
+    after tiling, for "cover" the clip's own length (at least one window: a short clip is one window of its
+    tiling)."""
     if windows == "speechmos":  # its loop, with its float arithmetic: int((i + 9.01) * 16000) may lose a sample
         hops = int(np.floor(num_samples / SAMPLE_RATE) - INPUT_LENGTH) + 1
         return [int(i * SAMPLE_RATE) for i in range(hops)
@@ -133,8 +135,10 @@ class DNSMOS:
         """A clip's 9.01 s windows at 16 kHz, [k, 144160] float32 (soxr resampling, as librosa.load does)."""
         audio = np.clip(resample(np.asarray(samples, dtype=np.float32).reshape(-1), sample_rate, SAMPLE_RATE),
                         -1.0, 1.0)
+        covered = max(audio.size, WINDOW)  # cover: a clip that fits in one window is one window of its tiling
         audio = tile(audio)
-        return np.stack([audio[s:s + WINDOW] for s in window_starts(audio.size, self.windows)])
+        starts = window_starts(audio.size if self.windows == "speechmos" else covered, self.windows)
+        return np.stack([audio[s:s + WINDOW] for s in starts])
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         """[N, 4] per window: calibrated SIG, BAK, OVRL and P.808, the models run `batch` windows at a time."""
