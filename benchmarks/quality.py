@@ -104,12 +104,12 @@ def main() -> None:
     for key in ("leading_silence", "trailing_silence", "longest_silence", "clipping", "peak", "rms_db"):
         v = np.asarray([s[key] for s in signals])
         print(f"{key}: median {np.median(v):.3f}, p95 {np.percentile(v, 95):.3f}, max {v.max():.3f}")
-    print(f"\nlowest OVRL (cover windows): config, id, turn, seconds, OVRL, SIG, BAK, text")
+    print("\nlowest OVRL (cover windows): config, id, turn, seconds, OVRL, SIG, BAK, text")
     for k in np.argsort(ovrl)[: args.lowest]:
         c = clips[k]
         print(f"  {c['config']} {c['id']} t{c['turn']} {seconds[k]:.1f}s OVRL {ovrl[k]:.2f} SIG {cover[k, 0]:.2f} "
               f"BAK {cover[k, 1]:.2f} {c['text'][:60]!r}")
-    print(f"\nby config: " + ", ".join(f"{name} mean OVRL {ovrl[[c['config'] == name for c in clips]].mean():.2f}"
+    print("\nby config: " + ", ".join(f"{name} mean OVRL {ovrl[[c['config'] == name for c in clips]].mean():.2f}"
                                       for name in dict.fromkeys(c["config"] for c in clips)))
 
 
