@@ -58,6 +58,17 @@ def _build_parser(sub) -> None:
     p.add_argument("--keep-reject-audio", action="store_true",
                    help="store the audio of rows rejected after synthesis (e.g. roundtrip) beside rejects/, "
                    "so `jaspeech view` can play them (off by default)")
+    p.add_argument("--quality", default=None, choices=("dnsmos", "none"),
+                   help="the quality stage's MOS model, run on every kept spoken turn: dnsmos (default, or "
+                   "$JASPEECH_QUALITY: DNSMOS P.835 SIG/BAK/OVRL + P.808 on CPU) or none (scores null, for scale "
+                   "benchmarks); the signal checks (peak, clipping, silences, level) always run")
+    p.add_argument("--min-dnsmos", type=float, default=None,
+                   help="reject rows whose spoken turn has a DNSMOS OVRL below this (reason low_quality; "
+                   "default off, see docs/quality.md; Emilia-Pipe keeps OVRL >= 3.0)")
+    p.add_argument("--max-silence", type=float, default=2.0,
+                   help="reject rows whose spoken turn has a leading, trailing or inner silence longer than "
+                   "this many seconds (reason long_silence; default 2, which no Kokoro turn of the bundled "
+                   "samples reaches; 0 turns it off)")
     p.add_argument("--group-rows", type=int, default=None,
                    help="input rows built together: one batched TTS call for their texts, one batched round trip "
                    "(default 128 for cosyvoice2, whose GPU runtime decodes a group's sentences as one batch; else 16). "
@@ -149,6 +160,19 @@ def _run_card(args) -> int:
 
     stored = stored_plans(args.folder)
     print(write_card(args.folder, corpus_spec(stored[0]["corpus"], stored)))
+    return 0
+
+
+def _run_rescore(args) -> int:
+    from jaspeech.builders.rescore import rescore
+    from jaspeech.synthesis.quality import QualityUnavailable
+
+    try:
+        summary = rescore(args.folder, args.config, args.quality, quiet=args.quiet)
+    except (FileNotFoundError, ValueError, QualityUnavailable) as e:
+        print(f"jaspeech rescore: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 
@@ -314,6 +338,18 @@ def make_parser() -> argparse.ArgumentParser:
     card = sub.add_parser("card", help="(re)write README.md of a built corpus folder from its files")
     card.add_argument("folder", type=Path)
 
+    rs = sub.add_parser(
+        "rescore", help="add or refresh the quality columns (turns[].dnsmos, turns[].signal) of a built corpus "
+        "from its stored audio, then rewrite the card",
+        description="Score every spoken turn of each complete shard from its stored FLAC and rewrite the shard "
+        "atomically (every other value unchanged, no row dropped); a shard already scored by the same scorer "
+        "version is skipped, so the command is resumable and a second run changes nothing.")
+    rs.add_argument("folder", type=Path, help="the --out folder of `jaspeech build`")
+    rs.add_argument("--config", default=None, help="only this config (default: every config in the folder)")
+    rs.add_argument("--quality", default="dnsmos", choices=("dnsmos", "none"),
+                    help="the MOS scorer (default dnsmos); none clears the scores and refreshes the signal checks")
+    rs.add_argument("--quiet", action="store_true")
+
     pub = sub.add_parser("publish", help="upload a built corpus folder to the Hugging Face Hub (resumable)")
     pub.add_argument("folder", type=Path)
     pub.add_argument("--repo-id", required=True, help="e.g. llm-jp/jaspeech-sft-audio")
@@ -396,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_card(args)
     if args.command == "publish":
         return _run_publish(args)
+    if args.command == "rescore":
+        return _run_rescore(args)
     if args.command == "train":
         return _run_train(args)
     if args.command == "view":

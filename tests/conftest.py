@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 DATA = Path(__file__).resolve().parent / "data"  # test data carried in the repository
+
+# Builds in tests skip the DNSMOS model (~1 s per clip on 2 cores) unless they ask for it (`quality="dnsmos"`):
+# only the tests about quality pay for it (tests/synthesis/test_quality.py, tests/builders/test_quality_build.py).
+# Inherited by the worker and CLI subprocesses that tests start. The signal checks run in every build.
+os.environ.setdefault("JASPEECH_QUALITY", "none")
 
 
 def kept_and_rejected(out: Path, config: str, by: str = "position") -> tuple[list, list]:

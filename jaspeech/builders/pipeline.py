@@ -1,4 +1,4 @@
-"""One input row -> one output row or one reject: adapter, text preparation, speaker, TTS, round trip.
+"""One input row -> one output row or one reject: adapter, text preparation, speaker, TTS, round trip, quality.
 
 The row's content depends only on the row (its source id seeds the speaker and the synthesis), never
 on the shard, worker or executor that processed it.
@@ -16,8 +16,9 @@ from jaspeech.builders.corpus import CorpusSpec, SourceConfig
 from jaspeech.builders.schema import RowReject, prepare_each
 from jaspeech.builders.sources import Malformed
 from jaspeech.synthesis.asr import ASRBackend
-from jaspeech.synthesis.audio import encode_flac
+from jaspeech.synthesis.audio import decode_audio, encode_flac
 from jaspeech.synthesis.batch import SynthesisItem, synthesize_batch
+from jaspeech.synthesis.quality import QualityScorer, scorer_version, signal_checks
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import (ASSISTANT_PROFILES, SpeakerProfile, assign_assistant_voice, assign_speaker,
                                           stable_hash)
@@ -34,6 +35,10 @@ class SynthesisOptions:
     # attach the audio of rows rejected after synthesis to their RowReject (--keep-reject-audio), so a
     # person can hear whether the voice or the ear was wrong; off by default (it costs a FLAC encode)
     keep_reject_audio: bool = False
+    # quality filters (off by default, see docs/quality.md): reject a row whose spoken turn has a DNSMOS OVRL
+    # below `min_dnsmos` (`low_quality`) or a silence longer than `max_silence` seconds (`long_silence`)
+    min_dnsmos: float | None = None
+    max_silence: float | None = None
 
 
 @dataclass
@@ -44,6 +49,16 @@ class Timers:
     asr: float = 0.0  # both listenings
     asr_second: float = 0.0  # the part of `asr` spent on second listenings
     caption: float = 0.0
+    quality: float = 0.0  # decoding the stored clips, signal checks and the MOS model
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A kept spoken turn as the row stores it: its FLAC bytes, and the quality of what those bytes decode to."""
+
+    flac: bytes
+    dnsmos: dict | None
+    signal: dict
 
 
 @dataclass(frozen=True)
@@ -128,9 +143,13 @@ class RowBuilder:
         tts: TTSBackend,
         asr: ASRBackend | None,
         options: SynthesisOptions = SynthesisOptions(),
+        quality: QualityScorer | None = None,
     ) -> None:
         self.corpus, self.config, self.tts, self.asr, self.options = corpus, config, tts, asr, options
+        self.quality = quality
         self.timers = Timers()
+        # written into every shard manifest: `jaspeech rescore` skips shards already scored by this version
+        self.manifest_fields = {"quality_scorer": scorer_version(quality)}
 
     def build(self, position: int, raw: object, source_id: str) -> dict:
         """Return the output row, or raise `RowReject`."""
@@ -248,7 +267,34 @@ class RowBuilder:
         return text
 
     def finish(self, pending: list[Pending]) -> list[dict | RowReject]:
-        """The round trip for several rows in one ASR call (GPU backends batch it), then the output rows.
+        """The round trip, then the quality stage, for several rows in one call each; then the output rows.
+
+        Rows that pass the round trip are encoded as stored (FLAC) and scored from the decoded bytes: signal
+        checks for every spoken turn and, unless `--quality none`, one batched MOS call for the group's clips
+        (`--min-dnsmos` / `--max-silence` reject a row here, `low_quality` / `long_silence`). If the batched
+        call fails, each row is scored alone, so one bad clip rejects only its own row (`quality_error`).
+        """
+        heard = self._round_trip(pending)
+        results: list[dict | RowReject | None] = [None] * len(pending)
+        passed: list[int] = []
+        for n, (p, h) in enumerate(zip(pending, heard)):
+            failed = h if isinstance(h, RowReject) else self._roundtrip_reject(p, h)
+            if failed is not None:
+                results[n] = failed
+            else:
+                passed.append(n)
+        flacs = {n: {i: encode_flac(samples, sr) for i, (samples, sr) in pending[n].audios.items()} for n in passed}
+        stored = self._measure([pending[n] for n in passed], [flacs[n] for n in passed])
+        for n, turns in zip(passed, stored):
+            p, h = pending[n], heard[n]
+            if isinstance(turns, RowReject):
+                results[n] = turns
+            else:
+                results[n] = self._quality_reject(p, h, turns) or self._row(p, h, turns)
+        return results
+
+    def _round_trip(self, pending: list[Pending]) -> list[dict[int, Heard] | RowReject]:
+        """Each row's heard turns, in one ASR call (GPU backends batch it); {} for every row with --asr none.
 
         A turn whose first transcript fails the threshold is listened to once more, more carefully
         (`transcribe(..., strong=True)`: beam search), in one call for all such turns of the group;
@@ -259,7 +305,7 @@ class RowBuilder:
         bad clip rejects only its own row.
         """
         if self.asr is None:
-            return [self._row(p, {}) for p in pending]
+            return [{} for _ in pending]
         clips = [(n, i) for n, p in enumerate(pending) for i in sorted(p.audios)]
         try:
             heard = self._transcribe([pending[n].audios[i] for n, i in clips])
@@ -267,13 +313,52 @@ class RowBuilder:
             if len(pending) == 1:
                 return [pending[0].reject(batch_error.reason, batch_error.detail,
                                           keep_audio=self.options.keep_reject_audio)]
-            return [r for p in pending for r in self.finish([p])]
+            return [r for p in pending for r in self._round_trip([p])]
         scores: list[dict[int, Heard]] = [{} for _ in pending]
         for (n, i), text in zip(clips, heard):
             scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 1)
         again = [(n, i) for n, i in clips if self._fails(scores[n][i].score)]
         errors = self._listen_again(pending, scores, again) if again else {}
-        return [errors[n] if n in errors else self._row(p, scores[n]) for n, p in enumerate(pending)]
+        return [errors.get(n, scores[n]) for n in range(len(pending))]
+
+    def _measure(self, pending: list[Pending], flacs: list[dict[int, bytes]]) -> list[dict[int, Stored] | RowReject]:
+        """Quality of each row's stored turns (decoded from `flacs`): signal checks, then one MOS call for all."""
+        if not pending:
+            return []
+        t0 = time.perf_counter()
+        try:
+            clips = [(n, i, decode_audio(data)) for n, f in enumerate(flacs) for i, data in sorted(f.items())]
+            signals = [signal_checks(samples, sr) for _, _, (samples, sr) in clips]
+            mos = self.quality.score([audio for _, _, audio in clips]) if self.quality else [None] * len(clips)
+            if len(mos) != len(clips):
+                raise RuntimeError(f"{len(mos)} scores for {len(clips)} clips")
+        except Exception as e:
+            if len(pending) == 1:
+                return [pending[0].reject("quality_error", f"{type(e).__name__}: {e}",
+                                          keep_audio=self.options.keep_reject_audio)]
+            return [r for p, f in zip(pending, flacs) for r in self._measure([p], [f])]
+        finally:
+            self.timers.quality += time.perf_counter() - t0
+        out: list[dict[int, Stored]] = [{} for _ in pending]
+        for (n, i, _), sig, m in zip(clips, signals, mos):
+            out[n][i] = Stored(flacs[n][i], m, sig)
+        return out
+
+    def _quality_reject(self, p: Pending, heard: dict[int, Heard], stored: dict[int, Stored]) -> RowReject | None:
+        """`low_quality` / `long_silence` for the first spoken turn that fails a quality filter (if any is set)."""
+        lo, most = self.options.min_dnsmos, self.options.max_silence
+        for i, s in sorted(stored.items()):
+            if lo is not None and s.dnsmos is not None and not s.dnsmos["ovrl"] >= lo:
+                scores = ", ".join(f"{k} {v:.3f}" for k, v in s.dnsmos.items())
+                return p.reject("low_quality", f"turn {i}: DNSMOS OVRL {s.dnsmos['ovrl']:.3f} < {lo:g} ({scores})",
+                                heard, keep_audio=self.options.keep_reject_audio)
+            silences = {k: s.signal[k] for k in ("leading_silence", "longest_silence", "trailing_silence")}
+            if most is not None and max(silences.values()) > most:
+                kind, seconds = max(silences.items(), key=lambda kv: kv[1])
+                detail = ", ".join(f"{k.split('_')[0]} {v:.3f} s" for k, v in silences.items())
+                return p.reject("long_silence", f"turn {i}: {kind.replace('_', ' ')} {seconds:.3f} s > {most:g} s "
+                                f"({detail})", heard, keep_audio=self.options.keep_reject_audio)
+        return None
 
     def _fails(self, score: TurnScore) -> bool:
         return math.isnan(score.kana_cer) or score.kana_cer > self.options.max_kana_cer
@@ -296,7 +381,7 @@ class RowBuilder:
             scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 2, first=scores[n][i].score)
         return {}
 
-    def _row(self, p: Pending, heard: dict[int, Heard]) -> dict | RowReject:
+    def _roundtrip_reject(self, p: Pending, heard: dict[int, Heard]) -> RowReject | None:
         for i, h in sorted(heard.items()):
             if self._fails(h.score):
                 first = f"first {h.first.kana_cer:.3f} heard {h.first.transcript!r}; " if h.first else ""
@@ -306,6 +391,9 @@ class RowBuilder:
                     f"{h.passes} listening{'s' if h.passes > 1 else ''}; {first}heard {h.score.transcript!r}",
                     heard, keep_audio=self.options.keep_reject_audio,
                 )
+        return None
+
+    def _row(self, p: Pending, heard: dict[int, Heard], stored: dict[int, Stored]) -> dict:
         turns = []
         for i, role in enumerate(p.roles):
             if i in p.audios:
@@ -316,17 +404,20 @@ class RowBuilder:
                     {
                         "role": role,
                         "text": p.texts[i],
-                        "audio": {"bytes": encode_flac(samples, sr), "path": None},
+                        "audio": {"bytes": stored[i].flac, "path": None},
                         "duration": len(samples) / sr,
                         "transcript": s.transcript if s else None,
                         "cer": s.cer if s else None,
                         "kana_cer": s.kana_cer if s else None,
                         "asr_passes": h.passes if h else None,
+                        "dnsmos": stored[i].dnsmos,
+                        "signal": stored[i].signal,
                     }
                 )
             else:
                 turns.append({"role": role, "text": p.texts[i], "audio": None, "duration": None,
-                              "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None})
+                              "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None,
+                              "dnsmos": None, "signal": None})
         return {
             "id": f"{self.config.name}-{p.source_id}",
             "source_dataset": self.config.hub_id,
@@ -388,6 +479,7 @@ def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> R
     A zero-shot backend's speaker registration is cached in `<out>/cache/`, beside the build (computed by the
     first process of a build, read by every later one)."""
     from jaspeech.synthesis.asr import make_asr
+    from jaspeech.synthesis.quality import make_quality
     from jaspeech.synthesis.tts import make_tts
 
     config = spec.configs[plan["config"]]
@@ -405,5 +497,7 @@ def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> R
         make_asr(plan["asr"], plan["asr_model"]),
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
                          TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0),
-                         keep_reject_audio=bool(plan.get("keep_reject_audio"))),
+                         keep_reject_audio=bool(plan.get("keep_reject_audio")),
+                         min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence")),
+        make_quality(plan.get("quality") or "none"),
     )

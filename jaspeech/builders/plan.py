@@ -23,6 +23,7 @@ from jaspeech.builders import corpus_spec
 from jaspeech.builders.corpus import SOURCE_OPTIONS
 from jaspeech.builders.sources import open_source, source_id_of
 from jaspeech.builders.writer import write_json_atomic
+from jaspeech.synthesis.quality import QUALITY_BACKENDS, default_quality
 from jaspeech.synthesis.speakers import stable_hash
 
 ROWS_PER_SHARD = 2000  # default shard size: small enough to lose little on a kill
@@ -50,6 +51,11 @@ class BuildOptions:
     max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
+    quality: str | None = None  # the quality stage's MOS scorer: dnsmos | none; None: default_quality() (dnsmos)
+    min_dnsmos: float | None = None  # reject rows whose spoken turn has a DNSMOS OVRL below this (low_quality)
+    # reject rows whose spoken turn has a leading, trailing or inner silence longer than this (long_silence); 0 or
+    # None: off. 2 s rejects none of the bundled samples' Kokoro turns (longest: 0.82 s; docs/quality.md)
+    max_silence: float | None = 2.0
     group_rows: int | None = None  # rows built together (one TTS and one ASR batch); None: default_group_rows(tts)
     num_shards: int | None = None
     shard_index: int | None = None
@@ -88,11 +94,13 @@ class BuildOptions:
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
-                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", *SOURCE_OPTIONS)
+                "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
+                "max_silence", *SOURCE_OPTIONS)
 
 
-PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16,  # options added later:
-                 "format": "auto"}  # what plans written before them meant
+# options added later: what plans written before them meant (no quality stage: `jaspeech rescore` adds it)
+PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16, "quality": "none",
+                 "min_dnsmos": None, "max_silence": None, "format": "auto"}
 
 
 class PlanMismatch(RuntimeError):
@@ -142,8 +150,18 @@ def option_fields(opts: BuildOptions) -> dict:
     if stray:
         flags = ", ".join("--" + k.replace("_", "-") for k in stray)
         raise ValueError(f"{flags}: options of `jaspeech build spoken` (your own dataset), not of {opts.corpus}")
+    quality = opts.quality or default_quality()
+    if quality not in QUALITY_BACKENDS:
+        raise ValueError(f"unknown --quality {quality!r}; choose from {', '.join(QUALITY_BACKENDS)}")
+    if opts.min_dnsmos is not None and quality == "none":
+        raise ValueError("--min-dnsmos filters on the DNSMOS score, which --quality none does not compute: "
+                         "drop one of them")
+    if opts.max_silence is not None and not opts.max_silence >= 0:
+        raise ValueError(f"--max-silence must be a number of seconds (0: off), not {opts.max_silence}")
     fields = {k: getattr(opts, k) for k in PLAN_OPTIONS if k not in SOURCE_OPTIONS or k in reads}
     fields["group_rows"] = opts.group_rows or default_group_rows(opts.tts)
+    fields["quality"] = quality
+    fields["max_silence"] = opts.max_silence or None
     fields["input"] = input_of(opts, spec_of(fields))
     return fields
 

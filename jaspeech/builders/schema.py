@@ -1,7 +1,7 @@
 """Row schemas shared by every TTS corpus, and the types source adapters return.
 
 One turn structure serves SFT and DPO: `turns` is the conversation in order; user turns are spoken
-(text, audio, ASR scores), assistant turns are text. DPO rows add `chosen` / `rejected`, so a
+(text, audio, ASR scores, quality scores), assistant turns are text. DPO rows add `chosen` / `rejected`, so a
 collator reads both corpora with one code path.
 """
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datasets import Audio, Features, List, Value
+
+from jaspeech.synthesis.quality.dnsmos import DNSMOS_FIELDS
+from jaspeech.synthesis.quality.signal import SIGNAL_FIELDS
 
 TURN = {
     "role": Value("string"),  # "user" | "assistant"
@@ -19,6 +22,12 @@ TURN = {
     "cer": Value("float32"),  # kotoba-whisper-normalised CER of transcript vs text
     "kana_cer": Value("float32"),  # CER of the katakana readings (the filter's criterion)
     "asr_passes": Value("int8"),  # 1: the first (greedy) transcript passed; 2: a second, beam-search one did
+    # quality of the stored clip (jaspeech/synthesis/quality): DNSMOS P.835 SIG/BAK/OVRL and P.808 MOS (1-5);
+    # null for unspoken turns and with --quality none
+    "dnsmos": {k: Value("float32") for k in DNSMOS_FIELDS},
+    # signal checks (null for unspoken turns): peak |x|, share of samples at full scale, seconds of leading /
+    # trailing silence, RMS level in dBFS, the longest silence inside the speech in seconds
+    "signal": {k: Value("float32") for k in SIGNAL_FIELDS},
 }
 
 COMMON = {

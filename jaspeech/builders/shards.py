@@ -96,6 +96,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
         {
             "wall_seconds": time.perf_counter() - t0,
             **{f"{k}_seconds": v - before[k] for k, v in vars(builder.timers).items()},
+            **getattr(builder, "manifest_fields", {}),  # e.g. the quality scorer's version (jaspeech rescore)
         }
     )
 
@@ -124,5 +125,5 @@ def summarize(out: Path, plan: dict) -> dict:
         "audio_hours": sum(m["audio_hours"] for m in done),
         "reject_reasons": dict(sorted(reasons.items())),
         "wall_seconds": sum(m["wall_seconds"] for m in done),
-        **{k: sum(m.get(k, 0.0) for m in done) for k in ("tts_seconds", "asr_seconds", "caption_seconds")},
+        **{k: sum(m.get(k, 0.0) for m in done) for k in ("tts_seconds", "asr_seconds", "caption_seconds", "quality_seconds")},
     }

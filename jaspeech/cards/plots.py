@@ -14,6 +14,7 @@ from jaspeech.cards.stats import ConfigStats  # noqa: E402
 PLOTS = {
     "duration_hist.png": "Duration per row",
     "kana_cer_hist.png": "Kana-CER per spoken turn",
+    "dnsmos_ovrl_hist.png": "DNSMOS OVRL per spoken turn",
     "speaker_hours.png": "Hours per speaker",
     "reject_reasons.png": "Rejected input rows by reason",
     "caption_length_hist.png": "Caption length",
@@ -37,7 +38,7 @@ def _hist(ax, values, bins: int, value_range, label: str) -> None:
 def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False) -> list[str]:
     """Write the corpus kind's plots; returns the file names (relative to `assets/`).
 
-    TTS corpora get durations, kana-CER, hours per speaker and reject reasons; captioned corpora get
+    TTS corpora get durations, kana-CER, DNSMOS OVRL, hours per speaker and reject reasons; captioned corpora get
     durations, caption lengths and reject reasons.
     """
     assets.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,8 @@ def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False)
     ax.set_title(PLOTS["kana_cer_hist.png"])
     _save(fig, assets / "kana_cer_hist.png")
 
+    _ovrl_plot(stats, assets)
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     speakers = sorted({k for s in stats for k in s.speaker_seconds})
     bottom = [0.0] * len(speakers)
@@ -89,6 +92,28 @@ def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False)
 
     _reasons_plot(stats, assets)
     return [n for n in PLOTS if (assets / n).exists()]
+
+
+def _ovrl_plot(stats: list[ConfigStats], assets: Path) -> None:
+    """OVRL per kept spoken turn, one histogram per config, with the filter's (or the reference) threshold."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    scored = [s for s in stats if len(s.quality["ovrl"])]
+    for s in scored:
+        _hist(ax, s.quality["ovrl"], 32, (1.0, 5.0), f"{s.name} (n={len(s.quality['ovrl'])})")
+    for bound in sorted({s.min_dnsmos for s in scored}):
+        filtered = any(s.plan.get("min_dnsmos") == bound for s in scored)
+        ax.axvline(bound, color="k", linestyle="--" if filtered else ":",
+                   label=f"--min-dnsmos {bound:g}" if filtered else f"reference {bound:g} (Emilia-Pipe)")
+    if not scored:
+        ax.text(0.5, 0.5, "not scored (--quality none): run `jaspeech rescore`", ha="center", va="center",
+                transform=ax.transAxes)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xlim(1.0, 5.0)
+    ax.set_xlabel("DNSMOS P.835 OVRL (kept turns)")
+    ax.set_ylabel("turns")
+    ax.set_title(PLOTS["dnsmos_ovrl_hist.png"])
+    _save(fig, assets / "dnsmos_ovrl_hist.png")
 
 
 def _reasons_plot(stats: list[ConfigStats], assets: Path) -> None:

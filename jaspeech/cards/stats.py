@@ -17,6 +17,12 @@ import pyarrow.parquet as pq
 
 _TURN_LEAVES = ["turns.list.element.role", "turns.list.element.cer", "turns.list.element.kana_cer",
                 "turns.list.element.duration"]
+# the quality stage's leaves (absent in builds made before it: `jaspeech rescore` adds them)
+_QUALITY_LEAVES = {"ovrl": "dnsmos.ovrl", "sig": "dnsmos.sig", "bak": "dnsmos.bak", "p808": "dnsmos.p808",
+                   "clipping": "signal.clipping", "leading_silence": "signal.leading_silence",
+                   "trailing_silence": "signal.trailing_silence", "longest_silence": "signal.longest_silence",
+                   "rms_db": "signal.rms_db"}
+OVRL_REFERENCE = 3.0  # Emilia-Pipe keeps clips with DNSMOS P.835 OVRL >= 3.0: the card's reference line
 
 
 def distribution(values) -> dict[str, float]:
@@ -44,6 +50,9 @@ class ConfigStats:
     response_seconds: array = field(default_factory=lambda: array("d"))
     assistant_voice_seconds: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
+    # quality stage, per kept spoken turn (any role): DNSMOS scores where scored, signal figures where measured
+    quality: dict[str, array] = field(default_factory=lambda: {k: array("d") for k in _QUALITY_LEAVES})
+    quality_scorers: Counter = field(default_factory=Counter)  # shard manifests' `quality_scorer` -> shards
     caption_words: array = field(default_factory=lambda: array("d"))  # captioned corpora
     licenses: Counter = field(default_factory=Counter)  # licence URL -> clips
     uploaders: Counter = field(default_factory=Counter)
@@ -89,6 +98,33 @@ class ConfigStats:
         return distribution(self.kana_cers)
 
     @property
+    def ovrl(self) -> dict[str, float]:
+        return distribution(self.quality["ovrl"])
+
+    def mean(self, key: str) -> float:
+        values = self.quality[key]
+        return sum(values) / len(values) if len(values) else float("nan")
+
+    def share_below(self, key: str, bound: float) -> float:
+        """Share of the measured turns whose `key` is below `bound` (NaN when none was measured)."""
+        a = np.frombuffer(self.quality[key], dtype=np.float64)
+        return float((a < bound).mean()) if a.size else float("nan")
+
+    def share_above(self, key: str, bound: float) -> float:
+        a = np.frombuffer(self.quality[key], dtype=np.float64)
+        return float((a > bound).mean()) if a.size else float("nan")
+
+    def quantile(self, key: str, q: float) -> float:
+        a = np.frombuffer(self.quality[key], dtype=np.float64)
+        return float(np.percentile(a, q)) if a.size else float("nan")
+
+    @property
+    def min_dnsmos(self) -> float:
+        """The build's --min-dnsmos, else the reference threshold the card compares with (Emilia-Pipe's 3.0)."""
+        value = self.plan.get("min_dnsmos")
+        return float(value) if value is not None else OVRL_REFERENCE
+
+    @property
     def caption_length(self) -> dict[str, float]:
         return distribution(self.caption_words)
 
@@ -106,7 +142,10 @@ def config_stats(out: Path, config: str) -> ConfigStats:
         wanted = ["duration", *(c for c in ("speaker", "assistant_speaker", "tts_model", "asr_model", "caption",
                                              "captioner", "license",
                                              "uploader") if c in names)]
-        t = pf.read(columns=wanted + (_TURN_LEAVES if "turns" in names else []))
+        leaves = {pf.metadata.schema.column(i).path for i in range(pf.metadata.num_columns)}
+        quality = {k: f"turns.list.element.{leaf}" for k, leaf in _QUALITY_LEAVES.items()
+                   if f"turns.list.element.{leaf}" in leaves}
+        t = pf.read(columns=wanted + (_TURN_LEAVES + list(quality.values()) if "turns" in names else []))
         s.durations.extend(t.column("duration").to_numpy().astype("float64"))
         if "speaker" in names:
             by_speaker = t.select(["speaker", "duration"]).group_by("speaker").aggregate([("duration", "sum")])
@@ -145,10 +184,16 @@ def config_stats(out: Path, config: str) -> ConfigStats:
             s.cers.extend(pc.filter(turns.field("cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
             s.kana_cers.extend(
                 pc.filter(turns.field("kana_cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
+            for key, leaf in quality.items():
+                group, name = leaf.split(".")[-2:]
+                values = pc.struct_field(turns.field(group), name)  # null for unspoken or unscored turns
+                s.quality[key].extend(pc.drop_null(values).to_numpy(zero_copy_only=False).astype("float64"))
     s.rows = len(s.durations)
     for f in sorted((out / "rejects" / config).glob("*.jsonl")):
         with open(f, encoding="utf-8") as fh:
             s.reject_reasons.update(json.loads(line)["reason"] for line in fh if line.strip())
+    for f in sorted((out / "manifests" / config).glob("train-*.json")):
+        s.quality_scorers[json.loads(f.read_text(encoding="utf-8")).get("quality_scorer", "none")] += 1
     plan_path = out / "manifests" / config / "plan.json"
     if plan_path.exists():
         s.plan = json.loads(plan_path.read_text(encoding="utf-8"))

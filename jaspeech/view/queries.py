@@ -1,7 +1,7 @@
 """What the viewer knows about a built corpus folder, and the queries its page asks.
 
-At start-up every shard's small leaf columns (id, speaker, duration, per-turn role, text, transcript
-and scores; caption and labels for captioned corpora) are read once into flat numpy / Arrow arrays,
+At start-up every shard's small leaf columns (id, speaker, duration, per-turn role, text, transcript,
+round-trip scores, DNSMOS OVRL and silences; caption and labels for captioned corpora) are read once into flat numpy / Arrow arrays,
 never the audio bytes. A table query is then a few vectorised masks, one argsort and a slice: a
 100,000-row config answers in milliseconds (`benchmarks/view.py`). A row's other columns and its audio
 are read on demand from the one row group that holds it.
@@ -30,10 +30,13 @@ from jaspeech.cer import kotoba_normalize
 
 FIRST_CHARS = 80  # characters of the first spoken turn shown in the table
 MAX_LIMIT = 500  # rows per page at most
-SORTS = ("position", "config", "id", "speaker", "duration", "cer", "kana_cer")
+SORTS = ("position", "config", "id", "speaker", "duration", "cer", "kana_cer", "ovrl", "silence")
 REJECT_FIELDS = ("source_index", "source_id", "reason", "detail")
 _TURN_LEAVES = ["turns.list.element.role", "turns.list.element.text", "turns.list.element.transcript",
                 "turns.list.element.cer", "turns.list.element.kana_cer"]
+# the quality stage's leaves, read where a shard has them (builds before it do not: `jaspeech rescore`)
+_QUALITY_LEAVES = ["turns.list.element.dnsmos.ovrl", "turns.list.element.signal.leading_silence",
+                   "turns.list.element.signal.trailing_silence", "turns.list.element.signal.longest_silence"]
 _AUDIO_CACHE_ROWS = 32
 
 
@@ -95,14 +98,16 @@ class RowQuery:
     cer: tuple[float | None, float | None] = (None, None)
     kana_cer: tuple[float | None, float | None] = (None, None)
     duration: tuple[float | None, float | None] = (None, None)
+    ovrl: tuple[float | None, float | None] = (None, None)  # DNSMOS OVRL of the row's worst spoken turn
+    silence: tuple[float | None, float | None] = (None, None)  # seconds of the row's longest silence
     text: str = ""
     sort: str = "position"
     descending: bool = False
     offset: int = 0
     limit: int = 50
 
-    PARAMS = ("config", "speaker", "cer_min", "cer_max", "kana_min", "kana_max", "dur_min", "dur_max", "q",
-              "sort", "order", "offset", "limit")
+    PARAMS = ("config", "speaker", "cer_min", "cer_max", "kana_min", "kana_max", "dur_min", "dur_max", "ovrl_min",
+              "ovrl_max", "sil_min", "sil_max", "q", "sort", "order", "offset", "limit")
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> "RowQuery":
@@ -115,7 +120,8 @@ class RowQuery:
             raise BadQuery(f"order must be asc or desc, got {order!r}")
         return cls(config=params.get("config") or None, speaker=params.get("speaker") or None,
                    cer=_range(params, "cer_min", "cer_max"), kana_cer=_range(params, "kana_min", "kana_max"),
-                   duration=_range(params, "dur_min", "dur_max"), text=params.get("q", "").strip(), sort=sort,
+                   duration=_range(params, "dur_min", "dur_max"), ovrl=_range(params, "ovrl_min", "ovrl_max"),
+                   silence=_range(params, "sil_min", "sil_max"), text=params.get("q", "").strip(), sort=sort,
                    descending=order == "desc", offset=_int(params, "offset", 0, 0, 10**12),
                    limit=_int(params, "limit", 50, 1, MAX_LIMIT))
 
@@ -179,6 +185,19 @@ def _num(x) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _struct(value: dict | None) -> dict | None:
+    """A turn's dnsmos / signal struct with JSON-safe numbers (None where the turn has none)."""
+    if value is None or all(v is None for v in value.values()):
+        return None
+    return {k: _num(v) for k, v in value.items()}
+
+
+def _leaf(flat: pa.StructArray, group: str, name: str) -> np.ndarray:
+    """One float leaf of the flattened turns (`dnsmos.ovrl`, ...) as float32, NaN where null."""
+    values = pc.struct_field(flat.field(group), name)
+    return pc.fill_null(values.cast(pa.float32()), np.nan).to_numpy(zero_copy_only=False)
+
+
 # ------------------------------------------------------------------------------------------ the index
 
 @dataclass
@@ -226,6 +245,8 @@ class _Columns:
     duration: list[np.ndarray] = field(default_factory=list)
     cer: list[np.ndarray] = field(default_factory=list)
     kana_cer: list[np.ndarray] = field(default_factory=list)
+    ovrl: list[np.ndarray] = field(default_factory=list)  # lowest DNSMOS OVRL of the row's spoken turns
+    silence: list[np.ndarray] = field(default_factory=list)  # longest leading, trailing or inner silence
     first: list[pa.Array] = field(default_factory=list)
     search: list[pa.Array] = field(default_factory=list)  # flat searchable strings ...
     search_row: list[np.ndarray] = field(default_factory=list)  # ... and the global row each belongs to
@@ -285,7 +306,9 @@ class CorpusIndex:
                     pf = pq.ParquetFile(path)
                     names = set(pf.schema_arrow.names)
                     wanted = ["id", "duration"] + [c for c in ("speaker", "caption", "labels") if c in names]
-                    t = pf.read(columns=wanted + (_TURN_LEAVES if "turns" in names else []))
+                    leaves = set(shard.leaves)
+                    quality = [c for c in _QUALITY_LEAVES if c in leaves]
+                    t = pf.read(columns=wanted + (_TURN_LEAVES + quality if "turns" in names else []))
                 except Exception as e:  # a broken shard is reported on the page, the others still show
                     self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}")
                     continue
@@ -308,6 +331,8 @@ class CorpusIndex:
                     cols.speaker.append(np.full(rows, -1, dtype=np.int32))
                 cer = np.full(rows, np.nan, dtype=np.float32)
                 kana = np.full(rows, np.nan, dtype=np.float32)
+                ovrl = np.full(rows, np.nan, dtype=np.float32)
+                silence = np.full(rows, np.nan, dtype=np.float32)
                 first = pa.nulls(rows, pa.string())
                 if "turns" in names:
                     turns = t.column("turns").combine_chunks()
@@ -319,6 +344,13 @@ class CorpusIndex:
                         values = flat.field(leaf).to_numpy(zero_copy_only=False).astype(np.float32)[user]
                         np.fmax.at(target, parent[user], values)  # worst spoken turn; NaN where none scored
                     self.has_scores[config] = self.has_scores.get(config, False) or bool(np.isfinite(kana).any())
+                    # quality, over every spoken turn (null where unspoken or unscored): the worst one counts
+                    if "turns.list.element.dnsmos.ovrl" in quality:
+                        values = _leaf(flat, "dnsmos", "ovrl")
+                        np.fmin.at(ovrl, parent, values)
+                    for leaf in ("leading_silence", "trailing_silence", "longest_silence"):
+                        if f"turns.list.element.signal.{leaf}" in quality:
+                            np.fmax.at(silence, parent, _leaf(flat, "signal", leaf))
                     uniq, first_at = np.unique(parent[user], return_index=True)
                     pick = np.full(rows, -1, dtype=np.int64)
                     pick[uniq] = user[first_at]
@@ -337,6 +369,8 @@ class CorpusIndex:
                 cols.first.append(pc.utf8_slice_codeunits(first.cast(pa.string()), 0, FIRST_CHARS))
                 cols.cer.append(cer)
                 cols.kana_cer.append(kana)
+                cols.ovrl.append(ovrl)
+                cols.silence.append(silence)
                 total += rows
                 n_config += rows
             self.config_offsets[ci + 1] = total
@@ -353,6 +387,8 @@ class CorpusIndex:
         self.row_duration = cat(cols.duration, np.float32)
         self.row_cer = cat(cols.cer, np.float32)
         self.row_kana_cer = cat(cols.kana_cer, np.float32)
+        self.row_ovrl = cat(cols.ovrl, np.float32)
+        self.row_silence = cat(cols.silence, np.float32)
         self.row_id = pa.chunked_array(cols.ids, pa.string()).combine_chunks()
         self.row_first = pa.chunked_array(cols.first, pa.string()).combine_chunks()
         # lower-cased once here, so a search is a plain substring scan (ignore_case would go through RE2)
@@ -477,7 +513,8 @@ class CorpusIndex:
                 raise BadQuery(f"unknown speaker {q.speaker!r}")
             mask &= self.row_speaker == self.speakers.index(q.speaker)
         for (lo, hi), values in ((q.cer, self.row_cer), (q.kana_cer, self.row_kana_cer),
-                                 (q.duration, self.row_duration)):
+                                 (q.duration, self.row_duration), (q.ovrl, self.row_ovrl),
+                                 (q.silence, self.row_silence)):
             if lo is not None:
                 mask &= values >= lo  # NaN (unscored) never passes a bound
             if hi is not None:
@@ -501,7 +538,8 @@ class CorpusIndex:
         cached = self._orders.get((sort, descending))
         if cached is None:
             key = {"config": self.row_config, "id": self.id_rank, "speaker": self.speaker_rank,
-                   "duration": self.row_duration, "cer": self.row_cer, "kana_cer": self.row_kana_cer}[sort]
+                   "duration": self.row_duration, "cer": self.row_cer, "kana_cer": self.row_kana_cer,
+                   "ovrl": self.row_ovrl, "silence": self.row_silence}[sort]
             if descending:  # negated, so a stable sort keeps ties in position order; NaN stays last
                 key = -key.astype(np.float64) if key.dtype.kind == "f" else -key
                 if sort == "speaker":  # rows without a speaker stay last
@@ -538,7 +576,8 @@ class CorpusIndex:
         spk = int(self.row_speaker[g])
         return {"config": self.configs[self.row_config[g]], "n": int(self.row_n[g]), "id": self.row_id[g].as_py(),
                 "speaker": self.speakers[spk] if spk >= 0 else None, "duration": _num(self.row_duration[g]),
-                "cer": _num(self.row_cer[g]), "kana_cer": _num(self.row_kana_cer[g]), "text": self.row_first[g].as_py()}
+                "cer": _num(self.row_cer[g]), "kana_cer": _num(self.row_kana_cer[g]), "ovrl": _num(self.row_ovrl[g]),
+                "silence": _num(self.row_silence[g]), "text": self.row_first[g].as_py()}
 
     def row(self, config: str, n: int) -> dict:
         """Every column of one kept row but the audio bytes, with a diff per transcribed turn."""
@@ -556,6 +595,7 @@ class CorpusIndex:
                 turns.append({"index": i, "role": t.get("role"), "text": t.get("text"),
                               "duration": _num(t.get("duration")), "transcript": t.get("transcript"),
                               "cer": _num(t.get("cer")), "kana_cer": _num(t.get("kana_cer")),
+                              "dnsmos": _struct(t.get("dnsmos")), "signal": _struct(t.get("signal")),
                               "audio_url": f"{base}/{i}" if has_audio else None,
                               "diff": turn_diffs(t.get("text"), t.get("transcript"))})
             out["turns"] = turns
@@ -653,6 +693,8 @@ class CorpusIndex:
                 "rejects_with_audio": int(self.reject_has_audio[self.reject_config == ci].sum()),
                 "speakers": sorted({self.speakers[s] for s in np.unique(spk) if s >= 0}),
                 "median_kana_cer": _num(float(np.nanmedian(kana))) if np.isfinite(kana).any() else None,
+                "median_ovrl": (_num(float(np.nanmedian(self.row_ovrl[lo:hi])))
+                                if np.isfinite(self.row_ovrl[lo:hi]).any() else None),
                 "corpus": plan.get("corpus"), "input": plan.get("input"), "tts": plan.get("tts"),
                 "asr": plan.get("asr"), "captioner": plan.get("captioner"),
             })

@@ -171,9 +171,10 @@ def test_cli_help_lists_the_shared_options(capsys):
 
 @pytest.mark.slow
 def test_real_offline_stack_builds_and_loads(out):
-    """Kokoro TTS + faster-whisper round trip on real rows, loaded back with `datasets`."""
+    """Kokoro TTS + faster-whisper round trip + DNSMOS on real rows (the README's first command on 4 rows), loaded
+    back with `datasets`."""
     opts = BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=out, limit=4,
-                        quiet=True)
+                        quality="dnsmos", quiet=True)
     summary = build(opts)
     kept, _ = assert_accounted(out, "magpie", 4)
     assert summary["rows"] >= 3
@@ -185,6 +186,8 @@ def test_real_offline_stack_builds_and_loads(out):
         assert samples.sample_rate == 24000 and samples.data.shape[-1] / 24000 == pytest.approx(user["duration"], abs=0.01)
         assert user["transcript"] and user["kana_cer"] <= 0.10
         assert row["tts_model"].startswith("kokoro") and "whisper-base" in row["asr_model"]
+        assert 1 <= user["dnsmos"]["ovrl"] <= 5 and user["signal"]["peak"] > 0.05  # the quality columns
+        assert row["turns"][1]["dnsmos"] is None and row["turns"][1]["signal"] is None
     streamed = list(load_dataset(str(out), "magpie", split="train", streaming=True))
     assert [r["id"] for r in streamed] == ds["id"]
     assert streamed[0]["turns"][0]["audio"].get_all_samples().data.shape[-1] > 24000

@@ -15,11 +15,12 @@ from jaspeech.cli import main
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """Two configs with the fast TTS and the real Whisper round trip, so every statistic is populated."""
+    """Two configs with the fast TTS, the real Whisper round trip and the real DNSMOS models, so every statistic
+    is populated."""
     out = tmp_path_factory.mktemp("card") / "jaspeech-sft-audio"
     for config, limit in (("magpie", 8), ("automultiturn", 5)):
         build(BuildOptions(corpus="jaspeech-sft-audio", config=config, input="sample", out=out, limit=limit,
-                           tts="openjtalk", max_kana_cer=0.3, quiet=True))
+                           tts="openjtalk", max_kana_cer=0.3, quality="dnsmos", quiet=True))
     return out
 
 
@@ -69,7 +70,25 @@ def test_front_matter_parses_with_huggingface_hub(corpus):
         assert data[key]
 
 
-@pytest.mark.parametrize("name", ["duration_hist.png", "kana_cer_hist.png", "speaker_hours.png", "reject_reasons.png"])
+def test_card_quality_table_matches_the_parquet(corpus):
+    text = (corpus / "README.md").read_text(encoding="utf-8")
+    assert "![DNSMOS OVRL per spoken turn](assets/dnsmos_ovrl_hist.png)" in text
+    for config in ("magpie", "automultiturn"):
+        turns = [t for r in pq.read_table(corpus / "data" / config).to_pylist() for t in r["turns"]]
+        ovrl = [t["dnsmos"]["ovrl"] for t in turns if t["audio"] is not None]
+        assert len(ovrl) == sum(t["role"] == "user" for t in turns) and all(1 <= x <= 5 for x in ovrl)
+        assert all(t["dnsmos"] is None and t["signal"] is None for t in turns if t["audio"] is None)
+        row = re.search(rf"^\| `{config}` \| (\d+) \| ([\d.]+) \| ([\d.]+) \| [\d.]+ \| 3 \(reference\) \| ([\d.]+) % \|",
+                        text, re.M)
+        assert row, config
+        assert int(row[1]) == len(ovrl) and float(row[2]) == pytest.approx(np.mean(ovrl), abs=0.006)
+        assert float(row[3]) == pytest.approx(np.median(ovrl), abs=0.006)
+        assert float(row[4]) == pytest.approx(100 * np.mean(np.asarray(ovrl) < 3.0), abs=0.06)
+    assert "dnsmos-p835-p808/speechmos-" in text
+
+
+@pytest.mark.parametrize("name", ["duration_hist.png", "kana_cer_hist.png", "dnsmos_ovrl_hist.png",
+                                  "speaker_hours.png", "reject_reasons.png"])
 def test_plots_are_real_images(corpus, name):
     path = corpus / "assets" / name
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -89,8 +108,9 @@ def test_card_command_rewrites_from_disk(corpus, capsys):
 
 def test_publish_dry_run_lists_exactly_the_dataset_files(corpus, capsys):
     (corpus / "data" / "magpie" / "x.parquet.partial").write_bytes(b"junk")
-    expected = sorted(["README.md"] + [f"assets/{n}" for n in ("duration_hist.png", "kana_cer_hist.png",
-                                                                "reject_reasons.png", "speaker_hours.png")]
+    expected = sorted(["README.md"] + [f"assets/{n}" for n in ("dnsmos_ovrl_hist.png", "duration_hist.png",
+                                                                "kana_cer_hist.png", "reject_reasons.png",
+                                                                "speaker_hours.png")]
                       + [f"data/{c}/train-00000-of-00001.parquet" for c in ("automultiturn", "magpie")])
     assert upload_plan(corpus).files == expected
     assert upload_plan(corpus, include_rejects=True).files == sorted(

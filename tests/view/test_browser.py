@@ -29,7 +29,7 @@ def test_filter_open_a_row_and_play_it(sft_corpus):
         driver.get(server.url)
         wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#config-table tbody tr")) == 2, what="overview")
         assert cells(driver, "#config-table", 1) == ["automultiturn", "magpie"]
-        assert len(driver.find_elements(By.CSS_SELECTOR, "#plots img")) == 4
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#plots img")) == 5  # durations, kana-CER, OVRL, speakers, reasons
 
         driver.find_element(By.ID, "tab-rows").click()
         wait_for(lambda: driver.find_element(By.ID, "row-summary").text.startswith(f"{len(stored) + other} rows"), what="all rows")
@@ -48,6 +48,7 @@ def test_filter_open_a_row_and_play_it(sft_corpus):
         wait_for(lambda: target["id"] in driver.find_element(By.ID, "row-title").text, what="the row view")
         texts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#row-body .turn .text")]
         assert texts == [t["text"] for t in target["turns"]]
+        assert "longest inside" in driver.find_element(By.CSS_SELECTOR, "#row-body .turn .signal").text
 
         driver.execute_script("document.querySelector('#row-body audio').play()")
         state = wait_for(lambda: (s := audio_state(driver, "#row-body audio"))["duration"] and s["time"] > 0 and s,

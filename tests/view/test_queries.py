@@ -29,12 +29,17 @@ def make_rows(n: int, seed: int, start: int = 0) -> list[dict]:
         for k in range(rng.choice([1, 2])):
             scored = rng.random() > 0.2
             text = f"{rng.choice(WORDS)}について{i}番目の質問{k}です。"
+            rated = rng.random() > 0.2  # some turns built with --quality none: signal checks, no DNSMOS
             turns.append({"role": "user", "text": text, "audio": {"bytes": clip, "path": None},
                           "duration": rng.uniform(0.5, 9), "transcript": (text + "ね") if scored else None,
                           "cer": rng.uniform(0, 0.5) if scored else None,
-                          "kana_cer": rng.choice([0.0, rng.uniform(0, 0.3)]) if scored else None})
+                          "kana_cer": rng.choice([0.0, rng.uniform(0, 0.3)]) if scored else None,
+                          "dnsmos": {"sig": 3.5, "bak": 4.0, "ovrl": rng.uniform(1.5, 4.0), "p808": 3.8} if rated else None,
+                          "signal": {"peak": 0.9, "clipping": 0.0, "leading_silence": rng.uniform(0, 0.5),
+                                     "trailing_silence": rng.uniform(0, 0.5), "rms_db": -20.0,
+                                     "longest_silence": rng.choice([0.1, rng.uniform(0, 3)])}})
             turns.append({"role": "assistant", "text": "はい。", "audio": None, "duration": None, "transcript": None,
-                          "cer": None, "kana_cer": None})
+                          "cer": None, "kana_cer": None, "dnsmos": None, "signal": None})
         rows.append({"id": f"magpie-{i:05d}", "source_dataset": "llm-jp/magpie-sft-v1.0", "source_id": str(i),
                      "source_index": i, "speaker": rng.choice([f"spk{s:02d}" for s in range(5)] + [None]),
                      "duration": sum(t["duration"] or 0 for t in turns), "tts_model": "test", "asr_model": "test",
@@ -83,6 +88,38 @@ def test_score_filters_match_a_plain_computation(corpus):
                 and 2.0 <= np.float32(r["duration"]) <= 12.0]
     assert [r["id"] for r in page["rows"]] == [r["id"] for r in expected]
     assert page["hours"] == pytest.approx(sum(r["duration"] for r in expected) / 3600, rel=1e-5)
+
+
+def _quality(row, key):
+    """The view's per-row quality figure, computed plainly: lowest OVRL / longest silence of the spoken turns."""
+    if key == "ovrl":
+        values = [np.float32(t["dnsmos"]["ovrl"]) for t in row["turns"] if t["dnsmos"]]
+        return min(values) if values else None
+    values = [np.float32(t["signal"][k]) for t in row["turns"] if t["signal"]
+              for k in ("leading_silence", "trailing_silence", "longest_silence")]
+    return max(values) if values else None
+
+
+def test_quality_filters_and_sorting_match_a_plain_computation(corpus):
+    out, rows, _ = corpus
+    index = open_corpus(out)
+    for (lo, hi), key, field in (((None, 3.0), "ovrl", "ovrl"), ((2.0, 2.5), "ovrl", "ovrl"),
+                                 ((1.0, None), "silence", "silence")):
+        got = index.query_rows(RowQuery(config="magpie", limit=500, **{field: (lo, hi)}))["rows"]
+        expected = [r["id"] for r in rows if _quality(r, key) is not None
+                    and (lo is None or _quality(r, key) >= lo) and (hi is None or _quality(r, key) <= hi)]
+        assert [r["id"] for r in got] == expected and expected, (key, lo, hi)
+        assert all(r[key] == pytest.approx(float(_quality(rows[r["n"]], key))) for r in got)
+    for order in (False, True):
+        got = index.query_rows(RowQuery(config="magpie", sort="ovrl", descending=order, limit=500))["rows"]
+        rated = [r["ovrl"] for r in got if r["ovrl"] is not None]
+        assert rated == sorted(rated, reverse=order) and all(r["ovrl"] is None for r in got[len(rated):])
+        assert len(rated) == sum(_quality(r, "ovrl") is not None for r in rows) < len(rows)
+    assert RowQuery.parse({"ovrl_max": "3", "sort": "ovrl"}).ovrl == (None, 3.0)
+    turn = index.row("magpie", 5)["turns"][0]
+    assert turn["signal"]["longest_silence"] == pytest.approx(rows[5]["turns"][0]["signal"]["longest_silence"])
+    assert (turn["dnsmos"] is None) == (rows[5]["turns"][0]["dnsmos"] is None)
+    assert index.row("magpie", 5)["turns"][1]["dnsmos"] is None  # an unspoken turn
 
 
 def test_sorting_keeps_unscored_and_speakerless_rows_last(corpus):

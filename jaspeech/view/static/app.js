@@ -84,7 +84,8 @@ async function loadOverview() {
       el("td", {class: "n"}, el("a", {href: `#rejects?config=${encodeURIComponent(c.config)}`}, count(c.rejects)),
         c.rejects_with_audio ? el("span", {class: "muted"}, ` (${count(c.rejects_with_audio)} with audio)`) : null),
       el("td", {class: "n"}, input ? `${(100 * c.rows / input).toFixed(1)} %` : "–"),
-      el("td", {class: "n"}, num(c.median_kana_cer)), el("td", {class: "n"}, c.speakers.length || "–"),
+      el("td", {class: "n"}, num(c.median_kana_cer)), el("td", {class: "n"}, num(c.median_ovrl, 2)),
+      el("td", {class: "n"}, c.speakers.length || "–"),
       el("td", {}, models || "–"), el("td", {}, reasons)));
   }
   $("#warnings").replaceChildren(...overview.warnings.map((w) => el("li", {}, w)));
@@ -196,9 +197,10 @@ async function loadRows(params) {
     return el("tr", {"data-href": href},
       el("td", {}, r.config), el("td", {}, el("a", {href}, r.id)), el("td", {}, r.speaker || "–"),
       el("td", {class: "n"}, num(r.duration, 2)), el("td", {class: "n"}, num(r.cer)),
-      el("td", {class: "n"}, num(r.kana_cer)), el("td", {class: "text"}, r.text || ""));
+      el("td", {class: "n"}, num(r.kana_cer)), el("td", {class: "n"}, num(r.ovrl, 2)),
+      el("td", {class: "n"}, num(r.silence, 2)), el("td", {class: "text"}, r.text || ""));
   }));
-  if (!data.rows.length) tbody.append(el("tr", {}, el("td", {colspan: 7, class: "muted"}, "No row matches these filters.")));
+  if (!data.rows.length) tbody.append(el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No row matches these filters.")));
   pager($("#row-pager"), data, (offset) => { location.hash = withParam("rows", params, "offset", String(offset)); });
 }
 
@@ -225,7 +227,19 @@ function scores(t) {
   if (t.duration !== null && t.duration !== undefined) parts.push(`${num(t.duration, 2)} s`);
   if (t.cer !== null && t.cer !== undefined) parts.push(`CER ${num(t.cer)}`);
   if (t.kana_cer !== null && t.kana_cer !== undefined) parts.push(`kana-CER ${num(t.kana_cer)}`);
-  return el("div", {class: "scores"}, parts.join(" · "));
+  const box = el("div", {class: "scores"}, parts.join(" · "));
+  if (t.dnsmos) {
+    const d = t.dnsmos;
+    box.append(el("div", {class: "quality", title: "DNSMOS P.835 (SIG speech, BAK background, OVRL overall) and P.808, 1-5"},
+      `DNSMOS OVRL ${num(d.ovrl, 2)} · SIG ${num(d.sig, 2)} · BAK ${num(d.bak, 2)} · P.808 ${num(d.p808, 2)}`));
+  }
+  if (t.signal) {
+    const g = t.signal;
+    box.append(el("div", {class: "signal", title: "signal checks of the stored clip"},
+      `peak ${num(g.peak, 3)} · clipped ${num(100 * g.clipping, 2)} % · ${num(g.rms_db, 1)} dBFS · silence: ` +
+      `leading ${num(g.leading_silence, 2)} s, trailing ${num(g.trailing_silence, 2)} s, longest inside ${num(g.longest_silence, 2)} s`));
+  }
+  return box;
 }
 
 function player(url) {

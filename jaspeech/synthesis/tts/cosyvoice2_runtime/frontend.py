@@ -4,8 +4,8 @@ Follows upstream FunAudioLLM/CosyVoice (Apache-2.0, Copyright Alibaba Inc., comm
 cosyvoice/cli/frontend.py (`_extract_text_token`, `_extract_speech_token`, `_extract_spk_embedding`,
 `_extract_speech_feat`, `frontend_zero_shot`), cosyvoice/tokenizer/tokenizer.py (`QwenTokenizer`), and the
 feature code upstream calls: whisper's `log_mel_spectrogram`, matcha's `mel_spectrogram`, torchaudio's Kaldi
-`fbank` and librosa's slaney mel filterbank, each reimplemented here in numpy/torch so that none of those
-packages is needed.
+`fbank` and librosa's slaney mel filterbank (jaspeech/synthesis/mel.py, shared with the DNSMOS features), each
+reimplemented in numpy/torch so that none of those packages is needed.
 
 A registered speaker (`SpeakerPrompt`) is what upstream's `add_zero_shot_spk` stores in `spk2info`:
 
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jaspeech.synthesis.mel import mel_filterbank  # noqa: F401  (shared with the DNSMOS features)
 from jaspeech.synthesis.tts.cosyvoice2_runtime.config import kwargs, read_config
 
 log = logging.getLogger(__name__)
@@ -104,41 +105,6 @@ def _tokenizer(folder: str) -> TextTokenizer:
 
 
 # ---------------------------------------------------------------- features
-
-
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
-    f = np.asanyarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep,
-                    f / f_sp)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asanyarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
-    """librosa.filters.mel (slaney scale, slaney area normalisation) as float32 [n_mels, n_fft // 2 + 1].
-
-    Both whisper (its mel_filters.npz) and matcha use exactly this matrix; computed here the way librosa
-    does (float64 triangles stored into float32, then scaled) so the values agree to float32 rounding.
-    """
-    fmax = float(sample_rate) / 2 if fmax is None else fmax
-    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fft_freqs)
-    weights = np.zeros((n_mels, n_fft // 2 + 1), dtype=np.float32)
-    for i in range(n_mels):
-        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
-    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights
 
 
 def whisper_log_mel(audio_16k: np.ndarray, n_mels: int = 128) -> np.ndarray:
