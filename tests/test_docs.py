@@ -26,7 +26,7 @@ def test_the_readme_is_short_and_starts_with_the_two_commands():
     assert len(text.splitlines()) <= 150
     first, second = _code_blocks(text)[:2]
     assert first == MAIN_JOB and second == TESTS
-    assert f"bash scripts/setup.sh && .venv/bin/python -m pytest -q -rs" in (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/setup.sh && .venv/bin/python -m pytest -q -rs" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_the_docs_site_builds_strictly(tmp_path):
