@@ -281,8 +281,8 @@ async function loadRow(config, n) {
   body.replaceChildren();
   if (r.turns) {
     r.turns.forEach((t, i) => {
-      const heading = t.role === "system" ? `turn ${i + 1}: system prompt (text, never spoken)`
-        : `turn ${i + 1}: ${t.role}${t.audio_url ? " (spoken)" : ""}`;
+      const heading = t.role === "system" ? `turn ${i}: system prompt (text, never spoken)`
+        : `turn ${i}: ${t.role}${t.audio_url ? " (spoken)" : ""}`;
       body.append(t.audio_url || t.transcript ? spokenTurn(t, heading)
         : el("div", {class: `turn ${t.role || ""}`}, el("div", {class: "role"}, heading), el("div", {class: "text"}, t.text || "")));
     });
@@ -329,7 +329,7 @@ async function loadRejects(params) {
   for (const r of data.rows) {
     const detail = el("td", {class: "text"}, r.detail || "");
     for (const a of r.audio) {
-      detail.append(spokenTurn({...a, role: "user", audio_url: a.audio_url}, `turn ${a.turn + 1} (spoken)`));
+      detail.append(spokenTurn({...a, role: "user", audio_url: a.audio_url}, `turn ${a.turn} (spoken)`));
     }
     tbody.append(el("tr", {class: r.audio.length ? "has-audio" : ""},
       el("td", {}, r.config), el("td", {class: "n"}, r.source_index ?? "–"), el("td", {}, r.source_id ?? "–"),
