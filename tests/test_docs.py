@@ -13,7 +13,8 @@ README = ROOT / "README.md"
 # the two commands of a fresh clone: set up + the main job on the embedded default, set up + the tests
 MAIN_JOB = ("bash scripts/setup.sh && .venv/bin/jaspeech build jaspeech-sft-audio --config magpie --input sample "
             "--out build/jaspeech-sft-audio && .venv/bin/python -c \"from datasets import load_dataset; "
-            "print(load_dataset('build/jaspeech-sft-audio', 'magpie'))\"")
+            "ds = load_dataset('build/jaspeech-sft-audio', 'magpie', split='train'); print(ds); t = ds[0]['turns'][0]; "
+            "print(t['kana_cer'], t['dnsmos'], t['signal'])\"")
 TESTS = "bash scripts/setup.sh && .venv/bin/python -m pytest -q -rs"
 
 

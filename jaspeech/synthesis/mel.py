@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def hz_to_mel(f: np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
     f = np.asanyarray(f, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
@@ -18,7 +18,7 @@ def _hz_to_mel(f: np.ndarray) -> np.ndarray:
                     f / f_sp)
 
 
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+def mel_to_hz(m: np.ndarray) -> np.ndarray:
     m = np.asanyarray(m, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
@@ -34,7 +34,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     """
     fmax = float(sample_rate) / 2 if fmax is None else fmax
     fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fft_freqs)
     weights = np.zeros((n_mels, n_fft // 2 + 1), dtype=np.float32)

@@ -141,6 +141,21 @@ def test_the_card_loading_and_the_view(samples):
     assert row["turns"][0].get("audio_url") is None and row["turns"][1].get("audio_url")
 
 
+def test_the_card_front_matter_parses_with_huggingface_hub(samples):
+    """As tests/cards/test_card.py reads a card: the YAML the Hub parses, for the three sample configs."""
+    data = DatasetCard.load(samples / "README.md").data.to_dict()
+    configs = ["my-alpaca", "my-messages", "my-sharegpt"]
+    assert data["license"] == "apache-2.0" and data["language"] == ["ja"]
+    assert data["task_categories"] == ["automatic-speech-recognition", "text-generation"]
+    assert sum(len(rows(samples, c)) for c in configs) < 1000 and data["size_categories"] == ["n<1K"]
+    assert data["pretty_name"] == ("Spoken Japanese instructions from "
+                                   "spoken-alpaca.jsonl, spoken-messages.jsonl, spoken-sharegpt.jsonl")
+    assert data["configs"] == [{"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}/*.parquet"}]}
+                               for c in configs]
+    for c in configs:  # each data_files pattern names exactly the config's Parquet files
+        assert sorted(samples.glob(f"data/{c}/*.parquet")) == sorted((samples / "data" / c).iterdir())
+
+
 def write_parquet(path, table_rows):
     pq.write_table(pa.Table.from_pylist(table_rows), path)
     return path
@@ -193,6 +208,80 @@ def test_files_never_seen_build_with_format_auto_or_the_documented_flags(tmp_pat
     assert rows(out, "qa")[0]["turns"][0]["text"] == "駅前について。" + q
     detail = json.loads(next((out / "rejects" / "qa").glob("*.jsonl")).read_text().splitlines()[0])
     assert detail["reason"] == "template_error" and "'place' is undefined" in detail["detail"]
+
+
+def test_renamed_alpaca_columns_and_a_custom_system_role_build_from_files_never_seen(tmp_path):
+    """Alpaca with other column names and an id column, and ShareGPT with its own role values, both written here
+    and read with the documented mapping flags and named --format."""
+    tasks = [
+        {"uid": "t-01", "prompt": "次の言葉の読み方を教えてください。", "context": "紅葉", "reply": "こうようと読みます。"},
+        {"uid": "t-02", "prompt": "春に行きたい花見の名所はどこですか。", "context": "", "reply": "上野公園が有名です。"},
+        {"uid": "t-03", "context": "明日は雨です", "reply": "傘を持って行きましょう。"},  # no instruction column
+        {"uid": "t-04", "prompt": "朝ご飯に何を食べるとよいですか。", "reply": "ご飯と味噌汁がおすすめです。"},
+        {"uid": "t-05", "prompt": "次の文を丁寧な言い方に直してください", "context": "明日そっちに行く",
+         "reply": "明日そちらに伺います。"},
+    ]
+    path = write_jsonl(tmp_path / "tasks.jsonl", tasks)
+    out = tmp_path / "out"
+    assert spoken(out, "tasks", path, "--format", "alpaca", "--instruction-column", "prompt", "--input-column",
+                  "context", "--output-column", "reply", "--id-column", "uid") == 0
+    stored = plan(out, "tasks")
+    assert stored["format"] == "alpaca" and stored["id_column"] == "uid"
+    assert stored["mapping"] == {
+        "format": "alpaca", "instruction_column": "prompt", "input_column": "context", "output_column": "reply",
+        "template": None, "messages_column": "", "role_key": "", "content_key": "", "user_roles": [],
+        "assistant_roles": [], "system_roles": []}
+    assert stored["input_note"].startswith("--format alpaca: Alpaca columns: the spoken instruction is `prompt`, "
+                                           "then `context` on a new line")
+    assert_accounted(out, "tasks", len(tasks))
+    assert reject_reasons(out, "tasks") == {2: "missing_column"}
+    reject = json.loads(next((out / "rejects" / "tasks").glob("*.jsonl")).read_text().splitlines()[0])
+    assert reject["source_id"] == "t-03" and "'prompt'" in reject["detail"]
+    # the stored mapping gives the documented default template's text: instruction, then input on a new line
+    adapter = Adapter(Mapping.from_plan(stored["mapping"]))
+    assert [adapter(r).turns[0].text for r in (tasks[0], tasks[1], tasks[3], tasks[4])] == [
+        "次の言葉の読み方を教えてください。\n紅葉", "春に行きたい花見の名所はどこですか。", "朝ご飯に何を食べるとよいですか。",
+        "次の文を丁寧な言い方に直してください\n明日そっちに行く"]
+    kept = rows(out, "tasks")
+    # stored as spoken: the line break a sentence break (a full stop added where the line had none)
+    assert {i: r["turns"][0]["text"] for i, r in kept.items()} == {
+        0: "次の言葉の読み方を教えてください。紅葉", 1: "春に行きたい花見の名所はどこですか。",
+        3: "朝ご飯に何を食べるとよいですか。", 4: "次の文を丁寧な言い方に直してください。明日そっちに行く"}
+    for i, r in kept.items():
+        assert r["source_id"] == tasks[i]["uid"] and r["id"] == f"tasks-{tasks[i]['uid']}"
+        assert roles(r) == ["user", "assistant"] and r["turns"][1]["text"] == tasks[i]["reply"]
+        assert r["turns"][0]["audio"] is not None and r["turns"][1]["audio"] is None
+    assert len(load_dataset(str(out), "tasks", split="train")) == len(kept) == 4
+
+    q, a = "おすすめの観光地はどこですか。", "京都の嵐山がおすすめです。"
+    chats = [
+        {"conversations": [{"from": "sys", "value": "旅行案内係として答えてください。"}, {"from": "customer", "value": q},
+                           {"from": "agent", "value": a}]},
+        {"conversations": [{"from": "customer", "value": q}, {"from": "tool", "value": "{}"},
+                           {"from": "agent", "value": a}]},  # a role value no flag maps
+        {"conversations": [{"from": "customer", "value": "雨の日はどうしますか。"},
+                           {"from": "agent", "value": "美術館はいかがですか。"}]},
+    ]
+    path = write_jsonl(tmp_path / "chats.jsonl", chats)
+    assert spoken(out, "chats", path, "--format", "sharegpt", "--system-role", "sys", "--user-role", "customer",
+                  "--assistant-role", "agent") == 0
+    mapping = plan(out, "chats")["mapping"]
+    assert mapping["format"] == "sharegpt" and mapping["messages_column"] == "conversations"
+    assert (mapping["system_roles"], mapping["user_roles"], mapping["assistant_roles"]) == (
+        ["sys"], ["customer"], ["agent"])
+    assert_accounted(out, "chats", len(chats))
+    assert reject_reasons(out, "chats") == {1: "unknown_role"}
+    detail = json.loads(next((out / "rejects" / "chats").glob("*.jsonl")).read_text().splitlines()[0])["detail"]
+    assert "'tool'" in detail and "'sys'" in detail
+    kept = rows(out, "chats")
+    assert roles(kept[0]) == ["system", "user", "assistant"] and roles(kept[2]) == ["user", "assistant"]
+    system = kept[0]["turns"][0]
+    assert system["text"] == "旅行案内係として答えてください。" and system["audio"] is None
+    assert system["duration"] is None and system["transcript"] is None
+    assert kept[0]["turns"][1]["audio"] is not None and kept[0]["turns"][2]["audio"] is None
+    ds = load_dataset(str(out), "chats", split="train")
+    assert len(ds) == 2 and [t["role"] for t in ds[0]["turns"]] == ["system", "user", "assistant"]
+    assert ds[0]["turns"][0]["audio"] is None
 
 
 def test_an_unrecognised_input_names_its_columns_and_the_flags(tmp_path, capsys):

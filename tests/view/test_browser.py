@@ -48,6 +48,9 @@ def test_filter_open_a_row_and_play_it(sft_corpus):
         wait_for(lambda: target["id"] in driver.find_element(By.ID, "row-title").text, what="the row view")
         texts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#row-body .turn .text")]
         assert texts == [t["text"] for t in target["turns"]]
+        # turns are numbered as in the rows (turns[0]) and in reject details ("turn 0: ...")
+        headings = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#row-body .turn .role")]
+        assert headings[:2] == ["turn 0: user (spoken)", "turn 1: assistant"]
         assert "longest inside" in driver.find_element(By.CSS_SELECTOR, "#row-body .turn .signal").text
 
         driver.execute_script("document.querySelector('#row-body audio').play()")
