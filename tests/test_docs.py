@@ -62,3 +62,12 @@ def test_the_cli_reference_lists_every_sub_command_and_option():
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 walk(child, f"jaspeech {name}")
+
+
+def test_every_link_of_the_readme_resolves():
+    """The README sends a newcomer to the docs pages: each relative link (and image) is a file of the repository."""
+    text = README.read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    assert len(targets) >= 15
+    for target in targets:
+        assert (ROOT / target.split("#")[0]).is_file(), target
