@@ -138,9 +138,16 @@ def _run_build(args) -> int:
     # every BuildOptions field the parser has, under the same name (--max-kana-cer -> max_kana_cer)
     opts = BuildOptions(**{f.name: getattr(args, f.name) for f in fields(BuildOptions) if hasattr(args, f.name)}
                         | {"config": config})
+    from jaspeech.synthesis.quality.dnsmos import QualityUnavailable
+
     try:
         summary = build(opts)
-    except (PlanMismatch, NoPlan, FileNotFoundError, ValueError) as e:
+    except (PlanMismatch, NoPlan, FileNotFoundError, ValueError, QualityUnavailable) as e:
+        print(f"jaspeech build: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        if "pip install" not in str(e):  # only a backend's own message, which names the extra to install
+            raise
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
     if not (args.executor == "slurm" and args.dry_run):
@@ -154,7 +161,8 @@ def _run_card(args) -> int:
 
     plans = sorted(args.folder.glob("manifests/*/plan.json"))
     if not plans:
-        print(f"jaspeech card: error: {args.folder} holds no jaspeech build", file=sys.stderr)
+        print(f"jaspeech card: error: {args.folder} holds no jaspeech build (no manifests/*/plan.json): pass the "
+              "--out folder of `jaspeech build`", file=sys.stderr)
         return 2
     from jaspeech.builders.plan import stored_plans
 
@@ -238,7 +246,7 @@ def _run_train(args) -> int:
 
     try:
         result = train(args.config, args.set)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"jaspeech train: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if k != "losses"}, ensure_ascii=False))
@@ -265,7 +273,7 @@ def _run_eval_asr(args) -> int:
         line = evaluate(args.model, args.dataset, args.out, split=args.split, config=args.config,
                         audio_column=args.audio_column, text_column=args.text_column, batch_size=args.batch_size,
                         limit=args.limit, max_new_tokens=args.max_new_tokens)
-    except ValueError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"jaspeech eval asr: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(line, ensure_ascii=False))

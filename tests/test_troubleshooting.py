@@ -3,20 +3,21 @@ reject reason the code can write is explained there (and no other).
 
 The page's conventions, which this test reads:
 
-- A quoted message is a list item of its own line that starts with ``- **message:** `` followed by a code span
-  (a code span with a backtick inside is written with double backticks, as CommonMark allows). Every code span
-  on such a line is checked: it must occur in one string of the source, either literally (the first span: the
-  constant part of the message, what a reader searches for) or, if it does not occur literally, with each
-  ``<...>`` read as a variable part (the second span, when there is one: the message as a person reads it, e.g.
-  ``<corpus> has no config <config>; choose from <configs>``). A span must hold at least 18 constant characters
-  (so it is found by a search and finds nothing else), unless it is a whole message.
+- A quoted message is a list item on a line of its own that starts with ``- **message:** `` and a code span (a
+  span with a backtick inside is written with double backticks and a space inside each end, as CommonMark
+  allows). Every code span on that line is checked: it must occur within one string of the source, literally,
+  or else with each ``<...>`` in it read as a variable part (its constant parts, in order). An entry's first
+  span is what a reader searches for; a second one, where there is one, is the whole message as a person reads
+  it, e.g. ``<corpus> has no config <config>; choose from <configs>``. Each span needs at least 18 constant
+  characters (so that a search finds it, and little else), unless it is a whole message on its own.
 - The reject reasons are the first cells of the table under the heading ``## Reject reasons``: each code span
   in a row's first cell is one reason.
 
 The source is every string of the Python files under jaspeech/ (read with `ast`, so implicitly concatenated
 literals are one string and an f-string's `{...}` parts are variable parts; a `+` of string pieces is one
-string too), the text of the .j2 and .txt files under jaspeech/, scripts/setup.sh, and tests/view/browser.py
-(the browser test's message when chromium is missing, which the page quotes for contributors).
+string too, one for each branch of a conditional piece), the text of the .j2 and .txt files under jaspeech/,
+scripts/setup.sh, and tests/view/browser.py (the browser test's message when chromium is missing, which the
+page quotes for contributors).
 
 The reject reasons the code can write have no single list in the code, so they are collected from the AST of
 jaspeech/: the first argument of every `RowReject(...)` and `Unspeakable(...)` call, resolved as far as
@@ -86,17 +87,21 @@ def page_reasons() -> set[str]:
 
 # --- the source -----------------------------------------------------------------------------------
 
-def _render(node: ast.AST) -> str | None:
-    """A string expression as text, its variable parts as VAR; None for anything that is not one."""
+def _renders(node: ast.AST) -> list[str] | None:
+    """A string expression as text, its variable parts as VAR (one text per branch of a conditional
+    expression); None for anything that is not one."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
+        return [node.value]
     if isinstance(node, ast.JoinedStr):
-        return "".join(v.value if isinstance(v, ast.Constant) else VAR for v in node.values)
+        return ["".join(v.value if isinstance(v, ast.Constant) else VAR for v in node.values)]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _renders(node.body), _renders(node.orelse)
+        return None if body is None and orelse is None else (body or [VAR]) + (orelse or [VAR])
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _render(node.left), _render(node.right)
+        left, right = _renders(node.left), _renders(node.right)
         if left is None and right is None:
             return None
-        return (VAR if left is None else left) + (VAR if right is None else right)
+        return [a + b for a in (left or [VAR]) for b in (right or [VAR])]
     return None
 
 
@@ -110,8 +115,8 @@ def _trees() -> dict[Path, ast.Module]:
 
 
 @lru_cache(maxsize=1)
-def source_text() -> str:
-    """Every string of the source, SEP between them."""
+def source_strings() -> tuple[str, ...]:
+    """Every string of the source."""
     strings: list[str] = []
     trees = dict(_trees())
     for path in EXTRA_SOURCES:
@@ -120,25 +125,41 @@ def source_text() -> str:
         else:
             strings.append(path.read_text(encoding="utf-8"))
     for tree in trees.values():
+        pieces = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
         for node in ast.walk(tree):
-            text = _render(node)
-            if text is not None:
-                strings.append(text)
+            if id(node) not in pieces:  # an f-string's constant pieces are not strings of their own
+                strings += _renders(node) or []
     for path in sorted([*PACKAGE.rglob("*.j2"), *PACKAGE.rglob("*.txt")]):
         strings.append(path.read_text(encoding="utf-8"))
-    return SEP + SEP.join(strings) + SEP
+    return tuple(strings)
+
+
+@lru_cache(maxsize=1)
+def source_text() -> str:
+    """Every string of the source, SEP between them (one search finds a literal span)."""
+    return SEP + SEP.join(source_strings()) + SEP
+
+
+def _in_order(parts: list[str], text: str) -> bool:
+    at = 0
+    for part in parts:
+        at = text.find(part, at)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
 
 
 def find(span: str) -> tuple[bool, int, bool]:
-    """(found, constant characters, whole message) of a quoted span."""
-    text = source_text()
-    if span in text:
-        return True, len(span), f"{SEP}{span}{SEP}" in text
+    """(found, constant characters, whole message) of a quoted span: found literally, or else with each
+    `<...>` read as a variable part (the constant parts in order within one string)."""
+    if span in source_text():
+        return True, len(span), f"{SEP}{span}{SEP}" in source_text()
     parts = PLACEHOLDER.split(span)
     if len(parts) == 1:
         return False, len(span), False
-    pattern = f"[^{SEP}]*?".join(re.escape(p) for p in parts)
-    return re.search(pattern, text) is not None, sum(len(p) for p in parts), False
+    found = any(_in_order(parts, s) for s in source_strings())
+    return found, sum(len(p) for p in parts), False
 
 
 # --- reject reasons in the code -------------------------------------------------------------------
@@ -204,7 +225,8 @@ class Reasons:
             return set()
         seen = seen | {key}
         for loop in self._enclosing(node, (ast.For,)):
-            if isinstance(loop.target, ast.Name) and loop.target.id == node.id and isinstance(loop.iter, (ast.Tuple, ast.List)):
+            if (isinstance(loop.target, ast.Name) and loop.target.id == node.id
+                    and isinstance(loop.iter, (ast.Tuple, ast.List))):
                 return set().union(*(self.values(e, seen) for e in loop.iter.elts))
         functions = self._enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         if not functions:

@@ -112,7 +112,8 @@ def rescore(out: Path, config: str | None = None, quality: str = "dnsmos", quiet
     for name in [config] if config else list(plans):
         features = spec.features_of(name)
         if "turns" not in features:
-            raise ValueError(f"{name!r} ({corpus}) has no spoken turns to score")
+            raise ValueError(f"{name!r} ({corpus}) has no spoken turns to score (FSD50K clips are not synthesised "
+                             "speech); pass --config to rescore one of the TTS configs")
         plan = json.loads(plans[name].read_text(encoding="utf-8"))
         done = {"rescored": 0, "skipped": 0, "incomplete": 0, "quality_seconds": 0.0}
         for k in range(plan["num_shards"]):

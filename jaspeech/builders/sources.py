@@ -120,7 +120,8 @@ class InputSource:
             try:
                 items = json.loads(path.read_bytes().decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ValueError(f"{path}: not a valid JSON array: {e}") from e
+                raise ValueError(f"{path}: not a valid JSON array: {e}; give a JSON array of row objects, JSONL (one object "
+                                 "per line) or Parquet") from e
             yield from items
             return
         with open(path, "rb") as f:

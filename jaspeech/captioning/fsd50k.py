@@ -53,7 +53,8 @@ def _read_info(path: Path) -> dict:
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object keyed by Freesound id")
+        raise ValueError(f"{path}: expected an object keyed by Freesound id, as in the FSD50K release; --input must be "
+                         "the extracted release folder (FSD50K.dev_audio/, FSD50K.eval_audio/, FSD50K.metadata/)")
     return data
 
 

@@ -116,7 +116,8 @@ def convert_original(src: str | Path, out: str | Path, encoder: str | None = Non
         model = JaSpeechLLMForConditionalGeneration(config)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
-        raise ValueError(f"the checkpoint does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(f"the checkpoint does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}; only full "
+                         "LlamaForSpeechLM checkpoints with a Whisper encoder convert (merge a LoRA run first)")
     model.save_pretrained(out)
     JaSpeechLLMProcessor(WhisperFeatureExtractor.from_pretrained(encoder), tok, audio_token,
                          pooling=config.pooling, audio_token_rounding="floor",

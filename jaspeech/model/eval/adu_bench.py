@@ -108,7 +108,8 @@ def load_questions(data: Path, language: str = "japanese") -> list[Question]:
                             source=str(item.get("source", "")), category=str(item.get("category", "")),
                             audio=audio if audio.is_absolute() else data / audio))
     if not out:
-        raise AduBenchError(f"{path} holds no questions")
+        raise AduBenchError(f"{path} holds no questions: check that --data is the ADU-Bench dataset root and "
+                            "--language names one of its input/ADU-Multilingual/*.jsonl")
     return out
 
 

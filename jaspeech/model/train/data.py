@@ -264,7 +264,10 @@ def mixture(sources: list[dict], seed: int = 0, counters: Counters | None = None
         except StopIteration:
             empty_rounds[i] += 1
             if empty_rounds[i] > 1:
-                raise ValueError(f"data source {sources[i].get('path')} yields no usable example") from None
+                raise ValueError(f"data source {sources[i].get('path')} yields no usable example (skipped so far: "
+                                 f"{counters.undecodable} undecodable, {counters.too_long} over max_seconds, "
+                                 f"{counters.long_response} over max_response_chars): check its path, config and "
+                                 "columns, or raise those limits") from None
             iterators[i] = iter_source(sources[i], counters)
             continue
         counters.used += 1
