@@ -9,6 +9,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -274,6 +275,16 @@ class RowBuilder:
         (`--min-dnsmos` / `--max-silence` reject a row here, `low_quality` / `long_silence`). If the batched
         call fails, each row is scored alone, so one bad clip rejects only its own row (`quality_error`).
         """
+        return self.finish_later(pending)()
+
+    def finish_later(self, pending: list[Pending]) -> Callable[[], list[dict | RowReject]]:
+        """`finish` in two parts: the round trip now, and a function that does the rest and returns the rows.
+
+        The rest (FLAC encoding, decoding, signal checks, the MOS model) needs only the CPU, so run_shard calls it
+        on a helper thread while the next group is synthesised: on a GPU node the scoring no longer leaves the GPU
+        waiting. It touches nothing the next group's synthesis or round trip uses but `timers.quality`, and the
+        rows are the same whichever thread makes them.
+        """
         heard = self._round_trip(pending)
         results: list[dict | RowReject | None] = [None] * len(pending)
         passed: list[int] = []
@@ -283,15 +294,20 @@ class RowBuilder:
                 results[n] = failed
             else:
                 passed.append(n)
-        flacs = {n: {i: encode_flac(samples, sr) for i, (samples, sr) in pending[n].audios.items()} for n in passed}
-        stored = self._measure([pending[n] for n in passed], [flacs[n] for n in passed])
-        for n, turns in zip(passed, stored):
-            p, h = pending[n], heard[n]
-            if isinstance(turns, RowReject):
-                results[n] = turns
-            else:
-                results[n] = self._quality_reject(p, h, turns) or self._row(p, h, turns)
-        return results
+
+        def rest() -> list[dict | RowReject]:
+            flacs = {n: {i: encode_flac(samples, sr) for i, (samples, sr) in pending[n].audios.items()}
+                     for n in passed}
+            stored = self._measure([pending[n] for n in passed], [flacs[n] for n in passed])
+            for n, turns in zip(passed, stored):
+                p, h = pending[n], heard[n]
+                if isinstance(turns, RowReject):
+                    results[n] = turns
+                else:
+                    results[n] = self._quality_reject(p, h, turns) or self._row(p, h, turns)
+            return results
+
+        return rest
 
     def _round_trip(self, pending: list[Pending]) -> list[dict[int, Heard] | RowReject]:
         """Each row's heard turns, in one ASR call (GPU backends batch it); {} for every row with --asr none.

@@ -101,3 +101,43 @@ def test_a_failing_text_rejects_only_its_row(tmp_path, monkeypatch, fail_batch):
     assert reasons == before  # every other row as in the clean build
     if fail_batch:  # the whole call failed, so each row was synthesised alone
         assert len(tts.calls) > 1 and max(len(c) for c in tts.calls[1:]) < len(tts.calls[0])
+
+
+class Sequential:
+    """The same row builder without `finish_later`: run_shard then finishes each group before starting the next."""
+
+    def __init__(self, builder):
+        self._builder = builder
+
+    def __getattr__(self, name):
+        if name == "finish_later":
+            raise AttributeError(name)
+        return getattr(self._builder, name)
+
+
+def test_the_rest_of_a_group_runs_beside_the_next_groups_synthesis_and_changes_no_byte(tmp_path, monkeypatch):
+    """FLAC, signal checks and the MOS model of group k run on a helper thread while group k+1 is synthesised;
+    the shard's files are those of a build that finishes each group before the next."""
+    import threading
+
+    from jaspeech.builders import pipeline, shards
+
+    threads, measure = [], pipeline.RowBuilder._measure
+
+    def recording(self, pending, flacs):
+        threads.append(threading.current_thread().name)
+        return measure(self, pending, flacs)
+
+    monkeypatch.setattr(pipeline.RowBuilder, "_measure", recording)
+    options = dict(corpus="jaspeech-sft-audio", config="magpie", input="sample", limit=10, tts="openjtalk",
+                   asr="none", group_rows=3, quiet=True)
+    build(BuildOptions(out=tmp_path / "overlapped", **options))
+    assert threads and all(name.startswith("finish") for name in threads)
+
+    real = shards.row_builder
+    monkeypatch.setattr(shards, "row_builder", lambda plan, out=None: Sequential(real(plan, out)))
+    threads.clear()
+    build(BuildOptions(out=tmp_path / "sequential", **options))
+    assert threads and all(name == "MainThread" for name in threads)
+    assert_accounted(tmp_path / "overlapped", "magpie", 10)
+    assert _files(tmp_path / "overlapped", "magpie") == _files(tmp_path / "sequential", "magpie")
