@@ -80,11 +80,14 @@ def run(rows: int, workers: int, shards: int, tmp: Path, speak: str = "user", re
         "audio_h": s["audio_hours"],
         "wall_s": wall,
         "audio_h_per_wall_h": s["audio_hours"] * 3600 / wall,
-        "overhead": s["wall_seconds"] / (s["tts_seconds"] + s["asr_seconds"] + s["quality_seconds"]),
+        # the shard thread's time: TTS, ASR and its wait for the quality stage (which runs beside the next group)
+        "overhead": s["wall_seconds"] / (s["tts_seconds"] + s["asr_seconds"] + s["quality_wait_seconds"]),
         "tts_rtf": s["tts_seconds"] / (s["audio_hours"] * 3600),
         "asr_rtf": s["asr_seconds"] / (s["audio_hours"] * 3600),
         "quality_rtf": s["quality_seconds"] / (s["audio_hours"] * 3600),
-        "quality_share": s["quality_seconds"] / s["wall_seconds"],  # of the shards' wall time
+        # of the shards' wall time: the stage's own time, and the part of it the shard thread waited for
+        "quality_share": s["quality_seconds"] / s["wall_seconds"],
+        "quality_wait_share": s["quality_wait_seconds"] / s["wall_seconds"],
     }
 
 
@@ -106,13 +109,15 @@ def main() -> None:
                        args.response_chars, args.quality)
                    for speak in args.speak for w in args.workers]
     print(f"{'config':>22} {'workers':>7} {'rows':>5} {'s/row':>6} {'audio s':>8} {'wall s':>7} {'audio-h/wall-h':>15} "
-          f"{'overhead':>9} {'tts RTF':>8} {'asr RTF':>8} {'quality RTF':>11} {'quality %':>9}")
+          f"{'overhead':>9} {'tts RTF':>8} {'asr RTF':>8} {'quality RTF':>11} {'quality %':>9} {'waited %':>8}")
     for r in results:
         print(f"{r['config']:>22} {r['workers']:>7} {r['rows']:>5} {r['row_s']:>6.1f} {r['audio_h'] * 3600:>8.1f} "
               f"{r['wall_s']:>7.1f} {r['audio_h_per_wall_h']:>15.2f} {r['overhead']:>9.3f} {r['tts_rtf']:>8.3f} "
-              f"{r['asr_rtf']:>8.3f} {r['quality_rtf']:>11.3f} {100 * r['quality_share']:>8.1f}%")
-    print("targets: audio-h/wall-h >= 2.0 on 2 cores; overhead (wall / time in TTS+ASR+quality, per worker) <= 1.05; "
-          "quality <= 5 % of wall time")
+              f"{r['asr_rtf']:>8.3f} {r['quality_rtf']:>11.3f} {100 * r['quality_share']:>8.1f}% "
+              f"{100 * r['quality_wait_share']:>7.1f}%")
+    print("targets: audio-h/wall-h >= 2.0 on 2 cores; overhead (wall / the shard thread's time in TTS, ASR and waiting "
+          "for the quality stage, per worker) <= 1.05; quality <= 5 % of wall time (quality %: the stage's own time, "
+          "on a helper thread beside the next group; waited %: what the shard thread waited for it)")
 
 
 if __name__ == "__main__":

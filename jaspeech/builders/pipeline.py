@@ -296,15 +296,22 @@ class RowBuilder:
                 passed.append(n)
 
         def rest() -> list[dict | RowReject]:
-            flacs = {n: {i: encode_flac(samples, sr) for i, (samples, sr) in pending[n].audios.items()}
-                     for n in passed}
-            stored = self._measure([pending[n] for n in passed], [flacs[n] for n in passed])
-            for n, turns in zip(passed, stored):
+            """An unexpected error rejects only its own row (`internal_error`); the others keep what they heard."""
+            flacs: dict[int, dict[int, bytes]] = {}
+            for n in passed:
+                try:
+                    flacs[n] = {i: encode_flac(samples, sr) for i, (samples, sr) in pending[n].audios.items()}
+                except Exception as e:
+                    results[n] = pending[n].reject("internal_error", f"{type(e).__name__}: {e}")
+            encoded = [n for n in passed if n in flacs]
+            stored = self._measure([pending[n] for n in encoded], [flacs[n] for n in encoded])
+            for n, turns in zip(encoded, stored):
                 p, h = pending[n], heard[n]
-                if isinstance(turns, RowReject):
-                    results[n] = turns
-                else:
-                    results[n] = self._quality_reject(p, h, turns) or self._row(p, h, turns)
+                try:
+                    results[n] = turns if isinstance(turns, RowReject) else \
+                        self._quality_reject(p, h, turns) or self._row(p, h, turns)
+                except Exception as e:
+                    results[n] = p.reject("internal_error", f"{type(e).__name__}: {e}")
             return results
 
         return rest

@@ -105,16 +105,19 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish") if hasattr(builder, "finish_later") \
         else None
     queued: tuple | None = None  # (group, outcome, pending, future) started but not written yet
+    waited = 0.0  # seconds this thread waited for a group's rest: the quality stage's share of the wall time
 
     def write_queued() -> None:
-        nonlocal queued
+        nonlocal queued, waited
         if queued is not None:
             group, outcome, pending, future = queued
             queued = None
+            t = time.perf_counter()
             try:
                 rows = future.result()
             except Exception:  # a bug in the rest of a group: each row again, alone, on this thread
                 rows = [r for p in pending for r in finish([p])]
+            waited += time.perf_counter() - t
             end_group(group, outcome, pending, rows)
 
     def build_group(group: list[tuple[int, object, str]]) -> None:
@@ -138,17 +141,19 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
             build_group(group)
         write_queued()
     except BaseException:
-        if queued is not None:
-            queued[3].cancel()
         writer.abort()
+        if helper is not None:  # interrupted: do not wait for a group's scoring to end
+            helper.shutdown(wait=False, cancel_futures=True)
         raise
-    finally:
-        if helper is not None:
-            helper.shutdown(wait=True, cancel_futures=True)
+    if helper is not None:
+        helper.shutdown()
+    timers = {k: v - before[k] for k, v in vars(builder.timers).items()}
     return writer.close(
         {
             "wall_seconds": time.perf_counter() - t0,
-            **{f"{k}_seconds": v - before[k] for k, v in vars(builder.timers).items()},
+            **{f"{k}_seconds": v for k, v in timers.items()},
+            # on the shard's own thread: all of the quality stage when it runs there, else the wait for the helper
+            "quality_wait_seconds": waited if helper is not None else timers.get("quality", 0.0),
             **getattr(builder, "manifest_fields", {}),  # e.g. the quality scorer's version (jaspeech rescore)
         }
     )
@@ -178,5 +183,6 @@ def summarize(out: Path, plan: dict) -> dict:
         "audio_hours": sum(m["audio_hours"] for m in done),
         "reject_reasons": dict(sorted(reasons.items())),
         "wall_seconds": sum(m["wall_seconds"] for m in done),
-        **{k: sum(m.get(k, 0.0) for m in done) for k in ("tts_seconds", "asr_seconds", "caption_seconds", "quality_seconds")},
+        **{k: sum(m.get(k, 0.0) for m in done)
+           for k in ("tts_seconds", "asr_seconds", "caption_seconds", "quality_seconds", "quality_wait_seconds")},
     }

@@ -115,9 +115,12 @@ class Sequential:
         return getattr(self._builder, name)
 
 
-def test_the_rest_of_a_group_runs_beside_the_next_groups_synthesis_and_changes_no_byte(tmp_path, monkeypatch):
-    """FLAC, signal checks and the MOS model of group k run on a helper thread while group k+1 is synthesised;
-    the shard's files are those of a build that finishes each group before the next."""
+@pytest.mark.parametrize("quality, limit", [("none", 10), ("dnsmos", 6)])
+def test_the_rest_of_a_group_runs_beside_the_next_groups_synthesis_and_changes_no_byte(tmp_path, monkeypatch,
+                                                                                         quality, limit):
+    """FLAC, signal checks and the MOS model (the real DNSMOS in the second case) of group k run on a helper thread
+    while group k+1 is synthesised; the shard's files are those of a build that finishes each group before the
+    next."""
     import threading
 
     from jaspeech.builders import pipeline, shards
@@ -129,8 +132,8 @@ def test_the_rest_of_a_group_runs_beside_the_next_groups_synthesis_and_changes_n
         return measure(self, pending, flacs)
 
     monkeypatch.setattr(pipeline.RowBuilder, "_measure", recording)
-    options = dict(corpus="jaspeech-sft-audio", config="magpie", input="sample", limit=10, tts="openjtalk",
-                   asr="none", group_rows=3, quiet=True)
+    options = dict(corpus="jaspeech-sft-audio", config="magpie", input="sample", limit=limit, tts="openjtalk",
+                   asr="none", group_rows=3, quality=quality, quiet=True)
     build(BuildOptions(out=tmp_path / "overlapped", **options))
     assert threads and all(name.startswith("finish") for name in threads)
 
@@ -139,5 +142,26 @@ def test_the_rest_of_a_group_runs_beside_the_next_groups_synthesis_and_changes_n
     threads.clear()
     build(BuildOptions(out=tmp_path / "sequential", **options))
     assert threads and all(name == "MainThread" for name in threads)
-    assert_accounted(tmp_path / "overlapped", "magpie", 10)
+    assert_accounted(tmp_path / "overlapped", "magpie", limit)
     assert _files(tmp_path / "overlapped", "magpie") == _files(tmp_path / "sequential", "magpie")
+
+
+def test_an_error_in_the_rest_of_a_group_rejects_only_its_row(tmp_path, monkeypatch):
+    """An unexpected error while a row is assembled on the helper thread: that row is `internal_error`, the rows
+    of its group keep what they were heard as."""
+    from jaspeech.builders import pipeline
+
+    row = pipeline.RowBuilder._row
+
+    def failing(self, p, heard, turns):
+        if p.position == 4:
+            raise KeyError("a bug")
+        return row(self, p, heard, turns)
+
+    monkeypatch.setattr(pipeline.RowBuilder, "_row", failing)
+    out = tmp_path / "out"
+    build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", limit=8, out=out,
+                       tts="openjtalk", asr="none", group_rows=3, quiet=True))
+    kept, _ = assert_accounted(out, "magpie", 8)
+    reasons = reject_reasons(out, "magpie")
+    assert reasons[4] == "internal_error" and 3 in kept and 5 in kept
