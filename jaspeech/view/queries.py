@@ -224,6 +224,13 @@ def _read_row(shard: _Shard, row: int, columns: list[str]) -> dict:
     return table.slice(row - int(shard.row_group_starts[rg]), 1).to_pylist()[0]
 
 
+def _rebuild_hint(config: str, path: Path) -> str:
+    """What to do about a shard file the view cannot read: the build redoes a shard whose manifest is gone."""
+    shard = path.name.split(".")[0]
+    return (f" (to rebuild that shard: delete manifests/{config}/{shard}.json and rerun the same `jaspeech build` "
+            "command)")
+
+
 def _within(folder: Path, path: Path) -> bool:
     """True if `path` (after resolving links) lies inside `folder`: a symlink cannot lead out."""
     try:
@@ -282,7 +289,8 @@ class CorpusIndex:
                 try:
                     self.plans[c] = json.loads(plan.read_text(encoding="utf-8"))
                 except (OSError, ValueError) as e:
-                    self.warnings.append(f"could not read {plan.relative_to(self.folder)}: {e}")
+                    self.warnings.append(f"could not read {plan.relative_to(self.folder)}: {e} (the build's plan: rebuild "
+                                         f"{c!r} with `jaspeech build ... --config {c} --overwrite`)")
         self.assets = {p.name: p for p in sorted((self.folder / "assets").glob("*.png"))
                        if p.is_file() and _within(self.folder, p)}
         from jaspeech.cards.plots import PLOTS  # matplotlib: paid once at start-up, not on a request
@@ -310,7 +318,8 @@ class CorpusIndex:
                     quality = [c for c in _QUALITY_LEAVES if c in leaves]
                     t = pf.read(columns=wanted + (_TURN_LEAVES + quality if "turns" in names else []))
                 except Exception as e:  # a broken shard is reported on the page, the others still show
-                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}")
+                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}"
+                                         f"{_rebuild_hint(config, path)}")
                     continue
                 rows = t.num_rows
                 self.shards.append(shard)
@@ -426,7 +435,7 @@ class CorpusIndex:
                     t = pajson.read_json(path, parse_options=pajson.ParseOptions(
                         explicit_schema=schema, unexpected_field_behavior="ignore"))
                 except (pa.ArrowInvalid, OSError) as e:
-                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {e}")
+                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {e}{_rebuild_hint(config, path)}")
                     continue
                 tables.append(t.select(list(REJECT_FIELDS)))
                 codes.append(np.full(t.num_rows, ci, dtype=np.int16))
@@ -458,7 +467,8 @@ class CorpusIndex:
                     if shard.audio_leaf != "audio.bytes":
                         raise ValueError("no audio.bytes column")
                 except Exception as e:
-                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}")
+                    self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}"
+                                         f"{_rebuild_hint(config, path)}")
                     continue
                 self.reject_shards.append(shard)
                 for row, r in enumerate(t.to_pylist()):
