@@ -74,8 +74,8 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
             parts = [finish_later([p]) for p in pending]
             return lambda: [r for part in parts for r in part()]
 
-    def start_group(group: list[tuple[int, object, str]]) -> tuple[list, dict, list]:
-        """Prepare the group's rows together (synthesis) and run their round trip; returns what `end_group` needs."""
+    def start_group(group: list[tuple[int, object, str]]) -> tuple[dict, list]:
+        """Prepare the group's rows together (synthesis): the outcomes known so far and the rows still pending."""
         outcome: dict[int, object] = {}
         rows = []
         for pos, raw, sid in group:
@@ -87,7 +87,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
         prepared = builder.prepare_group(rows)
         pending = [p for p in prepared if not isinstance(p, RowReject)]
         outcome.update({r.position: r for r in prepared if isinstance(r, RowReject)})
-        return group, outcome, pending
+        return outcome, pending
 
     def end_group(group: list, outcome: dict, pending: list, rows: list) -> None:
         """Write every outcome of the group in input order."""
@@ -122,7 +122,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
 
     def build_group(group: list[tuple[int, object, str]]) -> None:
         nonlocal queued
-        group, outcome, pending = start_group(group)
+        outcome, pending = start_group(group)
         if helper is None:
             end_group(group, outcome, pending, finish(pending))
             return
