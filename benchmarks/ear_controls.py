@@ -5,8 +5,9 @@ questions were used for the figures in docs/round-trip.md), each text gets, with
 TTS, Whisper base int8 through faster-whisper):
 
 - `positive`: its own take;
-- `trunc50` / `trunc75` / `trunc90`: that take cut at 50, 75 and 90 % of its speech (between the first and last
-  voiced 20 ms frames, so that a cut never falls in trailing silence alone);
+- `trunc50` / `trunc75` / `trunc90`: that take cut at 50, 75 and 90 % of its text: where the ear's alignment of
+  the positive puts the start of the spoken piece at that share of the text's spoken pieces (so the cut always
+  removes the text's last words, never trailing silence alone);
 - `swap`: the take of a different text (the next one in the list);
 - `minimal`: the text with one content noun replaced by another noun of the same length and a different reading
   (from the other texts), spoken, then scored against the original text;
@@ -161,16 +162,16 @@ def variants(texts: list[str]) -> tuple[dict[int, str], dict[int, str]]:
     return minimal, dropped
 
 
-def speech_span(x: np.ndarray, sr: int) -> tuple[int, int]:
-    """First and last sample of the voiced 20 ms frames (energy within 35 dB of the loudest frame)."""
-    frame = int(0.02 * sr)
-    n = max(1, x.size // frame)
-    e = np.square(x[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
-    voiced = np.nonzero(e > e.max() * 10 ** (-3.5))[0]
-    return int(voiced[0] * frame), int((voiced[-1] + 1) * frame)
+def cut_at(forced, share: float, sr: int) -> int:
+    """The sample where the spoken piece at `share` of the text's spoken pieces starts (never the first piece)."""
+    from jaspeech.builders.ear import spoken_pieces
+
+    pieces = spoken_pieces(forced)
+    k = min(len(pieces) - 1, max(1, math.ceil(share * len(pieces))))
+    return int(forced.starts[pieces[k]] * sr)
 
 
-def make_cases(texts: list[str], tts) -> list[Case]:
+def make_cases(texts: list[str], tts, asr) -> list[Case]:
     from jaspeech.synthesis.speakers import assign_speaker
 
     minimal, dropped = variants(texts)
@@ -184,11 +185,11 @@ def make_cases(texts: list[str], tts) -> list[Case]:
     cases = []
     for i, t in enumerate(texts):
         x, sr = take(i, t)
-        a, b = speech_span(x, sr)
+        aligned = asr.score([(x, sr)], [t])[0]
         other = texts[(i + 1) % len(texts)]
         noise = (np.random.default_rng(i).standard_normal(x.size) * 10 ** (-30 / 20)).astype(np.float32)
         cases += [Case("positive", t, t, (x, sr))]
-        cases += [Case(f"trunc{f}", t, t, (x[: a + int((b - a) * f / 100)], sr)) for f in (50, 75, 90)]
+        cases += [Case(f"trunc{f}", t, t, (x[: cut_at(aligned, f / 100, sr)], sr)) for f in (50, 75, 90)]
         cases += [Case("swap", t, other, take((i + 1) % len(texts), other))]
         cases += [Case(kind, t, v, take(i, v)) for kind, v in (("minimal", minimal.get(i)), ("dropped", dropped.get(i)))
                   if v]
@@ -200,7 +201,9 @@ def hear(cases: list[Case], asr, max_kana_cer: float) -> None:
     """Today's listenings (greedy, then beam for a failed turn) and the forced score, timed per case."""
     from jaspeech.synthesis.roundtrip import score_turn
 
-    for c in cases:
+    for n, c in enumerate(cases):
+        if n % 50 == 0:
+            print(f"heard {n}/{len(cases)} cases", flush=True)
         t0 = time.perf_counter()
         c.greedy = asr.transcribe([c.audio])[0]
         c.t_greedy = time.perf_counter() - t0
@@ -248,6 +251,7 @@ def main() -> None:
     ap.add_argument("--input", type=Path, action="append", default=[], help="a JSONL file of real Japanese texts")
     ap.add_argument("--no-samples", action="store_true", help="only the --input files")
     ap.add_argument("--limit", type=int, help="texts per source (in file order)")
+    ap.add_argument("--sample-limit", type=int, help="texts per bundled sample (default: --limit)")
     ap.add_argument("--cache", type=Path, help="pickle of the cases (synthesis and the ear's results)")
     ap.add_argument("--sweep", action="store_true", help="also print the forced rule's figures for other settings")
     ap.add_argument("--json", action="store_true", help="print one JSON line of the figures last")
@@ -261,12 +265,12 @@ def main() -> None:
     if args.cache and args.cache.exists():
         cases, sources = pickle.loads(args.cache.read_bytes())
     else:
-        sources = [] if args.no_samples else sample_texts(args.limit)
+        sources = [] if args.no_samples else sample_texts(args.sample_limit or args.limit)
         sources += [file_texts(p, args.limit) for p in args.input]
         tts, asr = make_tts("kokoro"), FasterWhisperASR()
         cases = []
         for src in sources:
-            for c in make_cases(src.texts, tts):
+            for c in make_cases(src.texts, tts, asr):
                 c.source = src.name
                 cases.append(c)
         hear(cases, asr, max_kana_cer)
@@ -289,13 +293,13 @@ def main() -> None:
           f"forced {new_s / audio:.3f} (greedy + forced score), ratio {new_s / today_s:.2f}")
     if args.sweep:
         print("\nforced rule, other settings (positives kept / worst control rejected):")
-        for window in (1, 2, 3, 4, 5):
-            for d in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
-                r = EarRule(window, d)
+        for window in (2, 3, 4):
+            for d, tail in ((d, t) for d in (2.0, 2.5, 3.0) for t in (1.0, 1.5, 2.0, 2.5)):
+                r = EarRule(window, d, tail)
                 keeps = {k: [forced_fails(c.forced, r) is None for c in cases if c.kind == k] for k in KINDS}
                 pos = np.mean(keeps["positive"])
                 worst = min((1 - np.mean(v), k) for k, v in keeps.items() if k != "positive" and v)
-                print(f"  window {window} deficit {d:3.1f}: positives {100 * pos:5.1f} %, worst control "
+                print(f"  window {window} deficit {d:3.1f} tail {tail:3.1f}: positives {100 * pos:5.1f} %, worst control "
                       f"{worst[1]} {100 * worst[0]:5.1f} % rejected")
     if args.json:
         print(json.dumps({"figures": figures, "ear_seconds_per_audio_second": {"today": today_s / audio,

@@ -49,7 +49,15 @@ def _build_parser(sub) -> None:
     p.add_argument("--captioner-model", default=None, help="qwen3-omni: model id or folder; openai: model name")
     p.add_argument("--captioner-url", default=None, help="openai: the server's base URL, e.g. http://host:8000/v1")
     p.add_argument("--captioner-concurrency", type=int, default=8, help="openai: requests in flight")
-    p.add_argument("--max-kana-cer", type=float, default=0.10, help="drop rows above this kana-CER (default 0.10)")
+    p.add_argument("--ear", default="forced", choices=("forced", "transcript"),
+                   help="the round trip's rule: forced (default: the ear scores the known text on the audio and a "
+                   "turn is rejected when a stretch of its text is not supported, see docs/round-trip.md) or "
+                   "transcript (kana-CER of the transcript alone, after a second beam-search listening)")
+    p.add_argument("--max-kana-cer", type=float, default=0.10,
+                   help="--ear transcript: drop rows above this kana-CER (default 0.10); recorded with either rule")
+    p.add_argument("--max-takes", type=int, default=3,
+                   help="takes of a spoken turn before its row is rejected: a turn the ear rejects is synthesised "
+                   "again with the row's next seed in the same voice (default 3: up to 2 retakes; 1: none)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest spoken turn in seconds of synthesised audio (default 120)")
     p.add_argument("--max-response-seconds", type=float, default=600.0,
                    help="speech-to-speech configs: longest spoken response in seconds of synthesised audio; "
@@ -181,6 +189,33 @@ def _run_rescore(args) -> int:
         print(f"jaspeech rescore: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _run_hear(args) -> int:
+    from jaspeech.builders.ear import EarRule, verdict
+    from jaspeech.synthesis.asr import make_asr
+    from jaspeech.synthesis.audio import decode_audio
+
+    try:
+        samples, sr = decode_audio(args.clip.read_bytes())
+    except Exception as e:  # a missing or unreadable file: say which, not a traceback
+        print(f"jaspeech hear: error: cannot read {args.clip} as audio ({type(e).__name__}: {e}): pass a WAV or "
+              "FLAC file, e.g. a row's turns[i].audio bytes written to a .flac file", file=sys.stderr)
+        return 2
+    result = verdict(args.text, make_asr(args.asr, args.asr_model).score([(samples, sr)], [args.text])[0], EarRule())
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    span = result["worst_span"]
+    print(f"{'keep' if result['keep'] else 'reject'}{'' if result['keep'] else ': ' + result['reason']}")
+    print(f"transcript    {result['transcript']}")
+    print(f"cer           {result['cer']:.3f}")
+    print(f"kana_cer      {result['kana_cer']:.3f}")
+    print(f"text_logprob  {result['text_logprob']:.3f} per piece")
+    if span:
+        print(f"worst stretch \u300c{span['text']}\u300d at {span['start']:.2f}-{span['end']:.2f} s, {span['deficit']:.2f} "
+              f"nats per piece below the ear's own transcript (limit {result['rule']['max_deficit']:g})")
     return 0
 
 
@@ -358,6 +393,17 @@ def make_parser() -> argparse.ArgumentParser:
                     help="the MOS scorer (default dnsmos); none clears the scores and refreshes the signal checks")
     rs.add_argument("--quiet", action="store_true")
 
+    hr = sub.add_parser(
+        "hear", help="the ear's whole verdict on one clip and the text it should say (for auditing a row, bug reports)",
+        description="Transcribe CLIP, score TEXT on it with the ear (forced: the text teacher-forced on the audio) "
+        "and print the round trip's verdict: the transcript, CER, kana-CER, the text's log-probability, the stretch of "
+        "the text the audio supports least, keep or reject and why. Exit code 0 either way; 2 for an unreadable clip.")
+    hr.add_argument("clip", type=Path, help="an audio file (WAV, FLAC, MP3, ...: anything soundfile or FFmpeg reads)")
+    hr.add_argument("--text", required=True, help="the text the clip should say (as the row's turns[].text)")
+    hr.add_argument("--asr", default="faster-whisper", choices=("faster-whisper", "transformers"))
+    hr.add_argument("--asr-model", default=None, help="as for `jaspeech build`")
+    hr.add_argument("--json", action="store_true", help="print one JSON object (keep, reason, transcript, kana_cer, ...)")
+
     pub = sub.add_parser("publish", help="upload a built corpus folder to the Hugging Face Hub (resumable)")
     pub.add_argument("folder", type=Path)
     pub.add_argument("--repo-id", required=True, help="e.g. llm-jp/jaspeech-sft-audio")
@@ -442,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_publish(args)
     if args.command == "rescore":
         return _run_rescore(args)
+    if args.command == "hear":
+        return _run_hear(args)
     if args.command == "train":
         return _run_train(args)
     if args.command == "view":

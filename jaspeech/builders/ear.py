@@ -12,6 +12,7 @@ the ear's own transcript over the same time, and the turn is rejected when some 
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,13 @@ class EarRule:
 
     window: int = 3  # pieces of text per stretch (a piece: one token, or the tokens of one rare character)
     max_deficit: float = 2.5  # nats per piece below the ear's own transcript over the same time
+    # the text's end: a take that stops early leaves the text's last pieces unsaid, which the alignment squeezes
+    # into the clip's last instant, and the ear's language model half-guesses a sentence's last word; so the
+    # trailing pieces aligned to no time (or the last spoken piece) are judged together by their summed deficit
+    max_tail_deficit: float = 2.0
+    # the least the ear's own transcript is taken to support: where it is unsure of its own guess (noise,
+    # hallucination), a text that is really said still gets at least this log-probability per piece
+    floor: float = -1.0
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,10 @@ class Span:
     deficit: float  # mean nats per piece below the ear's own transcript there (negative: above it)
 
 
-def own_reference(forced: Forced) -> np.ndarray:
+def own_reference(forced: Forced, floor: float = -1.0) -> np.ndarray:
     """For each piece of the text, the mean log-probability of the ear's own transcript pieces aligned over the
-    same time (0.0, certainty, where the ear's own transcript has nothing: audio with no speech there)."""
+    same time (0.0, certainty, where the ear's own transcript has nothing: audio with no speech there), never
+    below `floor`."""
     own_s, own_e = np.asarray(forced.own_starts), np.asarray(forced.own_ends)
     own_lp = np.asarray(forced.own_logprobs)
     ref = np.zeros(len(forced.logprobs))
@@ -53,30 +62,88 @@ def own_reference(forced: Forced) -> np.ndarray:
         else:  # a piece the alignment gave no time: the own pieces around that instant
             hit = (own_s <= s) & (own_e > s)
         if hit.any():
-            ref[k] = float(own_lp[hit].mean())
+            ref[k] = max(floor, float(own_lp[hit].mean()))
     return ref
 
 
-def deficits(forced: Forced) -> np.ndarray:
+def deficits(forced: Forced, floor: float = -1.0) -> np.ndarray:
     """Per piece of the text: how many nats it falls below the ear's own transcript at the same time."""
-    return own_reference(forced) - np.asarray(forced.logprobs, dtype=np.float64)
+    return own_reference(forced, floor) - np.asarray(forced.logprobs, dtype=np.float64)
 
 
-def worst_span(forced: Forced, window: int) -> Span | None:
-    """The stretch of `window` consecutive pieces (fewer for a shorter text) with the largest mean deficit."""
-    d = deficits(forced)
-    if d.size == 0:
+def spoken_pieces(forced: Forced) -> list[int]:
+    """The pieces that are said: punctuation and symbols are not judged (the ear writes 。 or ？ or nothing for
+    the same sentence end, so their probabilities say nothing about the audio)."""
+    return [k for k, t in enumerate(forced.tokens)
+            if any(not c.isspace() and unicodedata.category(c)[0] not in "PSZ" for c in t)]
+
+
+def worst_span(forced: Forced, window: int, floor: float = -1.0) -> Span | None:
+    """The stretch of `window` consecutive spoken pieces (fewer for a shorter text) with the largest mean deficit."""
+    keep = spoken_pieces(forced)
+    if not keep:
         return None
+    d = deficits(forced, floor)[keep]
     w = min(window, d.size)
     means = np.convolve(d, np.ones(w) / w, mode="valid")
     i = int(np.argmax(means))
-    return Span("".join(forced.tokens[i : i + w]), i, i + w, float(forced.starts[i]), float(forced.ends[i + w - 1]),
-                float(means[i]))
+    return _span(forced, keep[i : i + w], float(means[i]))
+
+
+def tail_span(forced: Forced, floor: float = -1.0) -> Span | None:
+    """The text's unsaid end: its trailing spoken pieces that the alignment gave no time (under 20 ms), else its
+    last spoken piece; with their summed deficit."""
+    keep = spoken_pieces(forced)
+    if not keep:
+        return None
+    n = 0
+    while n < len(keep) and forced.ends[keep[-n - 1]] - forced.starts[keep[-n - 1]] < 0.02:
+        n += 1
+    tail = keep[-max(n, 1):]
+    return _span(forced, tail, float(deficits(forced, floor)[tail].sum()))
+
+
+def _span(forced: Forced, pieces: list[int], deficit: float) -> Span:
+    first, last = pieces[0], pieces[-1] + 1
+    return Span("".join(forced.tokens[first:last]), first, last, float(forced.starts[first]),
+                float(forced.ends[last - 1]), deficit)
 
 
 def forced_fails(forced: Forced, rule: EarRule) -> Span | None:
-    """The stretch that the audio does not support, or None when every stretch is supported."""
-    span = worst_span(forced, rule.window)
-    if span is None:  # nothing to say: only an empty text, which never reaches the ear
+    """The stretch that the audio does not support (the worst stretch, else an unsaid end), or None when every
+    stretch is supported."""
+    span = worst_span(forced, rule.window, rule.floor)
+    if span is None:  # nothing to say: only a text of punctuation, which never reaches the ear
         return None
-    return span if span.deficit > rule.max_deficit else None
+    if span.deficit > rule.max_deficit:
+        return span
+    tail = tail_span(forced, rule.floor)
+    return tail if tail is not None and tail.deficit > rule.max_tail_deficit else None
+
+
+def verdict(text: str, forced: Forced, rule: EarRule) -> dict:
+    """The ear's whole verdict on one clip and its text (`jaspeech hear`): the free transcript, its CER and
+    kana-CER (recorded, not deciding), the forced score, the worst stretch, keep or reject and why."""
+    from jaspeech.synthesis.roundtrip import score_turn
+
+    score = score_turn(text, forced.transcript)
+    span = worst_span(forced, rule.window)
+    failed = forced_fails(forced, rule)
+    reason = None
+    if failed is not None:
+        reason = (f"roundtrip: the audio does not say \u300c{failed.text}\u300d ({failed.deficit:.2f} nats per piece "
+                  f"below the ear's own transcript at {failed.start:.2f}-{failed.end:.2f} s, limit {rule.max_deficit:g})")
+    return {
+        "keep": failed is None,
+        "reason": reason,
+        "text": text,
+        "transcript": forced.transcript,
+        "cer": score.cer,
+        "kana_cer": score.kana_cer,
+        "text_logprob": forced.text_logprob,
+        "worst_span": None if span is None else {"text": span.text, "start": span.start, "end": span.end,
+                                                  "deficit": span.deficit},
+        "rule": {"window": rule.window, "max_deficit": rule.max_deficit},
+        "pieces": [{"text": t, "logprob": lp, "start": s, "end": e}
+                   for t, lp, s, e in zip(forced.tokens, forced.logprobs, forced.starts, forced.ends)],
+    }

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from jaspeech.builders.corpus import CorpusSpec, SourceConfig
+from jaspeech.builders.ear import EarRule, Span, forced_fails, worst_span
 from jaspeech.builders.schema import RowReject, prepare_each
 from jaspeech.builders.sources import Malformed
-from jaspeech.synthesis.asr import ASRBackend
+from jaspeech.synthesis.asr import ASRBackend, Forced
 from jaspeech.synthesis.audio import decode_audio, encode_flac
 from jaspeech.synthesis.batch import SynthesisItem, synthesize_batch
 from jaspeech.synthesis.quality import QualityScorer, scorer_version, signal_checks
@@ -40,15 +41,22 @@ class SynthesisOptions:
     # below `min_dnsmos` (`low_quality`) or a silence longer than `max_silence` seconds (`long_silence`)
     min_dnsmos: float | None = None
     max_silence: float | None = None
+    # the round trip's rule (builders/ear.py): the forced score (`EarRule`) or, with None, today's transcript rule
+    # alone (kana-CER after a second, beam-search listening); and how many takes a spoken turn gets before its
+    # row is rejected (each retake with the next seed of the row, in the same voice)
+    rule: EarRule | None = field(default_factory=EarRule)
+    max_takes: int = 3
 
 
 @dataclass
 class Timers:
     """Seconds spent inside the backends, to measure orchestration overhead against wall time."""
 
-    tts: float = 0.0
-    asr: float = 0.0  # both listenings
+    tts: float = 0.0  # retakes included
+    asr: float = 0.0  # every listening and forced score
     asr_second: float = 0.0  # the part of `asr` spent on second listenings
+    asr_forced: float = 0.0  # the part of `asr` spent on forced scores
+    retake: float = 0.0  # the part of `tts` and `asr` spent on retakes
     caption: float = 0.0
     quality: float = 0.0  # decoding the stored clips, signal checks and the MOS model
 
@@ -64,11 +72,14 @@ class Stored:
 
 @dataclass(frozen=True)
 class Heard:
-    """A spoken turn's round-trip result: the score that decides, after `passes` listenings."""
+    """A spoken turn's round-trip result: the score that decides, after `passes` listenings of take `take`."""
 
     score: TurnScore
     passes: int
     first: TurnScore | None = None  # the failed first listening, when there was a second
+    forced: Forced | None = None  # the ear's forced score of the text (None with the transcript rule)
+    span: Span | None = None  # the stretch of the text the audio supports least
+    take: int = 1  # which take of the turn this is (1: the first synthesis)
 
 
 @dataclass
@@ -86,12 +97,18 @@ class Planned:
     def pieces(self, hub_id: str) -> list[tuple[int, SynthesisItem]]:
         """(turn, item) for every piece of every spoken turn, in turn order. A long text (a spoken response) is
         cut at sentence ends (`synthesis_pieces`); each piece is seeded from the row, never from its group."""
-        out = []
-        for i, voice in sorted(self.voices.items()):
-            seed = stable_hash("seed", hub_id, self.source_id, str(i)) % (2**31)
-            for k, piece in enumerate(synthesis_pieces(self.texts[i])):
-                out.append((i, SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))))
-        return out
+        return [(i, item) for i, voice in sorted(self.voices.items())
+                for item in turn_items(hub_id, self.source_id, i, self.texts[i], voice)]
+
+
+def turn_items(hub_id: str, source_id: str, turn: int, text: str, voice: SpeakerProfile,
+               take: int = 1) -> list[SynthesisItem]:
+    """The synthesis items of one spoken turn's take: its pieces, seeded by the row, the turn and the take alone
+    (take 1 keeps the seeds every earlier build used; a retake draws the next seed of the same row)."""
+    key = ("seed", hub_id, source_id, str(turn)) + (() if take == 1 else (f"take{take}",))
+    seed = stable_hash(*key) % (2**31)
+    return [SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))
+            for k, piece in enumerate(synthesis_pieces(text))]
 
 
 @dataclass
@@ -105,6 +122,7 @@ class Pending:
     audios: dict[int, tuple[np.ndarray, int]]  # spoken turn index -> (samples, sample_rate)
     speaker: str
     extra: dict
+    voices: dict[int, SpeakerProfile] = field(default_factory=dict)  # spoken turn index -> voice (for retakes)
 
     def reject(self, reason: str, detail: str, heard: dict | None = None, keep_audio: bool = False) -> RowReject:
         """A reject of this row; with `keep_audio`, carrying its spoken turns (and what the ear heard)."""
@@ -147,6 +165,9 @@ class RowBuilder:
         quality: QualityScorer | None = None,
     ) -> None:
         self.corpus, self.config, self.tts, self.asr, self.options = corpus, config, tts, asr, options
+        if asr is not None and options.rule is not None and not callable(getattr(asr, "score", None)):
+            raise TypeError(f"the forced round trip needs an ear with score(audios, texts); {asr.name} has none: "
+                            "build with --ear transcript, or add score() to the backend (synthesis/asr/__init__.py)")
         self.quality = quality
         self.timers = Timers()
         # written into every shard manifest: `jaspeech rescore` skips shards already scored by this version
@@ -246,7 +267,7 @@ class RowBuilder:
                     e.audio = reject_audio(p.texts, audios) + (e.audio or [])
                 e.position, e.source_id = p.position, p.source_id
                 return e
-        return Pending(p.position, p.source_id, p.roles, p.texts, audios, p.speaker, p.extra)
+        return Pending(p.position, p.source_id, p.roles, p.texts, audios, p.speaker, p.extra, p.voices)
 
     def _turn_text(self, i: int, turn) -> str:
         """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked.
@@ -288,10 +309,9 @@ class RowBuilder:
         heard = self._round_trip(pending)
         results: list[dict | RowReject | None] = [None] * len(pending)
         passed: list[int] = []
-        for n, (p, h) in enumerate(zip(pending, heard)):
-            failed = h if isinstance(h, RowReject) else self._roundtrip_reject(p, h)
-            if failed is not None:
-                results[n] = failed
+        for n, h in enumerate(heard):
+            if isinstance(h, RowReject):  # the round trip rejected the row (roundtrip, asr_error)
+                results[n] = h
             else:
                 passed.append(n)
 
@@ -317,32 +337,109 @@ class RowBuilder:
         return rest
 
     def _round_trip(self, pending: list[Pending]) -> list[dict[int, Heard] | RowReject]:
-        """Each row's heard turns, in one ASR call (GPU backends batch it); {} for every row with --asr none.
+        """Each row's heard turns, in one ASR call per listening (GPU backends batch it); {} for every row with
+        --asr none.
 
-        A turn whose first transcript fails the threshold is listened to once more, more carefully
-        (`transcribe(..., strong=True)`: beam search), in one call for all such turns of the group;
-        the row is rejected only if that fails too. Most first-pass failures on clean synthetic speech
-        are the ear's (Whisper base greedy mishearing a rare word), not the voice's, so the second
-        listening keeps them at the cost of decoding a few clips again. The turn records the transcript
-        that decided (`asr_passes`: 1 or 2). If a batched call fails, each row is retried alone, so one
-        bad clip rejects only its own row.
+        Every spoken turn is transcribed (greedy) and, with the forced rule (`--ear forced`, the default), scored
+        by the ear with its text teacher-forced (`ASRBackend.score`); `ear.forced_fails` decides. With the
+        transcript rule (`--ear transcript`) a turn whose first transcript fails the kana-CER threshold is
+        listened to once more with beam search, as before. A turn that still fails is synthesised again with the
+        row's next seed in the same voice and heard again (`--max-takes`, 3 by default: up to 2 retakes); the
+        row is rejected only when every take fails, and its reject lists every take, best first. If a batched
+        call fails, each row is retried alone, so one bad clip rejects only its own row.
         """
         if self.asr is None:
             return [{} for _ in pending]
         clips = [(n, i) for n, p in enumerate(pending) for i in sorted(p.audios)]
         try:
-            heard = self._transcribe([pending[n].audios[i] for n, i in clips])
+            heard = self._hear(pending, clips, [pending[n].audios[i] for n, i in clips])
         except RowReject as batch_error:
             if len(pending) == 1:
                 return [pending[0].reject(batch_error.reason, batch_error.detail,
                                           keep_audio=self.options.keep_reject_audio)]
             return [r for p in pending for r in self._round_trip([p])]
         scores: list[dict[int, Heard]] = [{} for _ in pending]
-        for (n, i), text in zip(clips, heard):
-            scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 1)
-        again = [(n, i) for n, i in clips if self._fails(scores[n][i].score)]
-        errors = self._listen_again(pending, scores, again) if again else {}
-        return [errors.get(n, scores[n]) for n in range(len(pending))]
+        for (n, i), h in heard.items():
+            scores[n][i] = h
+        takes = {c: [heard[c]] for c in clips if self._fails(heard[c])}
+        self._retake(pending, scores, takes)
+        out: list[dict[int, Heard] | RowReject] = []
+        for n, p in enumerate(pending):
+            failed = {i: takes[(n, i)] for i in sorted(p.audios) if (n, i) in takes and self._fails(scores[n][i])}
+            out.append(self._roundtrip_reject(p, scores[n], failed) if failed else scores[n])
+        return out
+
+    def _hear(self, pending: list[Pending], clips: list[tuple[int, int]],
+              audios: list[tuple[np.ndarray, int]], take: int = 1) -> dict[tuple[int, int], Heard]:
+        """One take of each clip (row, turn) heard: transcribed, forced-scored (forced rule) or listened to again
+        when the first transcript fails (transcript rule). Raises RowReject (asr_error) if a call fails."""
+        texts = [pending[n].texts[i] for n, i in clips]
+        transcripts = self._transcribe(audios)
+        rule = self.options.rule
+        forced = self._score(audios, texts) if rule is not None else [None] * len(clips)
+        heard = {c: Heard(score_turn(t, said), 1, forced=f, span=worst_span(f, rule.window) if f else None, take=take)
+                 for c, t, said, f in zip(clips, texts, transcripts, forced)}
+        if rule is None:
+            again = [k for k, c in enumerate(clips) if self._fails(heard[c])]
+            if again:
+                try:
+                    second = self._transcribe([audios[k] for k in again], strong=True)
+                except RowReject as e:
+                    raise RowReject(e.reason, f"second listening: {e.detail}") from None
+                for k, text in zip(again, second):
+                    c = clips[k]
+                    heard[c] = Heard(score_turn(texts[k], text), 2, first=heard[c].score, take=take)
+        return heard
+
+    def _retake(self, pending: list[Pending], scores: list[dict[int, Heard]],
+                takes: dict[tuple[int, int], list[Heard]]) -> None:
+        """Synthesise the failing turns (`takes`' keys) again, one take at a time for all of them, with the next
+        seed of their row, and hear each new take. A take that passes replaces the turn's audio and heard score;
+        every take's result is appended to `takes`. A retake that cannot be made or heard ends the retakes."""
+        failing = list(takes)
+        t0 = time.perf_counter()
+        try:
+            for take in range(2, self.options.max_takes + 1):
+                if not failing:
+                    break
+                made = self._synthesize_take(pending, failing, take)
+                ready = [c for c in failing if c in made]
+                try:
+                    heard = self._hear(pending, ready, [made[c] for c in ready], take=take)
+                except RowReject:
+                    break
+                for c in ready:
+                    takes[c].append(heard[c])
+                    if not self._fails(heard[c]):
+                        n, i = c
+                        scores[n][i] = heard[c]
+                        pending[n].audios[i] = made[c]
+                failing = [c for c in failing if self._fails(scores[c[0]][c[1]])]
+        finally:
+            self.timers.retake += time.perf_counter() - t0
+
+    def _synthesize_take(self, pending: list[Pending], clips: list[tuple[int, int]],
+                         take: int) -> dict[tuple[int, int], tuple[np.ndarray, int]]:
+        """Take `take` of each clip (row, turn), in one `synthesize_batch` call; clips whose take failed are left
+        out (their earlier take stands)."""
+        items = {c: turn_items(self.config.hub_id, pending[c[0]].source_id, c[1], pending[c[0]].texts[c[1]],
+                               pending[c[0]].voices[c[1]], take) for c in clips if c[1] in pending[c[0]].voices}
+        t0 = time.perf_counter()
+        try:
+            results = synthesize_batch(self.tts, [item for row in items.values() for item in row])
+        except Exception:
+            return {}
+        finally:
+            self.timers.tts += time.perf_counter() - t0
+        made, start = {}, 0
+        for (n, i), row in items.items():
+            mine = results[start : start + len(row)]
+            start += len(row)
+            try:
+                made[(n, i)] = self._turn_audio(i, pending[n].texts[i], pending[n].roles[i], list(mine))
+            except RowReject:
+                pass
+        return made
 
     def _measure(self, pending: list[Pending], flacs: list[dict[int, bytes]]) -> list[dict[int, Stored] | RowReject]:
         """Quality of each row's stored turns (decoded from `flacs`): signal checks, then one MOS call for all."""
@@ -383,38 +480,41 @@ class RowBuilder:
                                 f"({detail})", heard, keep_audio=self.options.keep_reject_audio)
         return None
 
-    def _fails(self, score: TurnScore) -> bool:
-        return math.isnan(score.kana_cer) or score.kana_cer > self.options.max_kana_cer
+    def _fails(self, heard: Heard) -> bool:
+        """The round trip's decision for one take (builders/ear.py): with the forced rule, a stretch of the text
+        the audio does not support fails it whatever the transcript says; with the transcript rule, the
+        kana-CER threshold decides."""
+        if self.options.rule is not None and heard.forced is not None:
+            return forced_fails(heard.forced, self.options.rule) is not None
+        return math.isnan(heard.score.kana_cer) or heard.score.kana_cer > self.options.max_kana_cer
 
-    def _listen_again(self, pending: list[Pending], scores: list[dict[int, Heard]],
-                      clips: list[tuple[int, int]]) -> dict[int, RowReject]:
-        """Listen again to `clips` (row, turn), updating `scores`; returns rejects for rows it could not run for."""
-        try:
-            heard = self._transcribe([pending[n].audios[i] for n, i in clips], strong=True)
-        except RowReject as e:
-            rows = sorted({n for n, _ in clips})
-            if len(rows) == 1:
-                return {rows[0]: pending[rows[0]].reject(e.reason, f"second listening: {e.detail}", scores[rows[0]],
-                                                         keep_audio=self.options.keep_reject_audio)}
-            errors: dict[int, RowReject] = {}
-            for n in rows:
-                errors.update(self._listen_again(pending, scores, [c for c in clips if c[0] == n]))
-            return errors
-        for (n, i), text in zip(clips, heard):
-            scores[n][i] = Heard(score_turn(pending[n].texts[i], text), 2, first=scores[n][i].score)
-        return {}
+    def _roundtrip_reject(self, p: Pending, heard: dict[int, Heard], failed: dict[int, list[Heard]]) -> RowReject:
+        """`roundtrip` for the first failed turn: every take it got, the best first (the least unsupported
+        stretch with the forced rule, the best listening's kana-CER with the transcript rule), and the head names
+        the best take's best listening, not the last one heard."""
+        i, takes = min(failed.items())
+        forced = self.options.rule is not None and all(h.span is not None for h in takes)
 
-    def _roundtrip_reject(self, p: Pending, heard: dict[int, Heard]) -> RowReject | None:
-        for i, h in sorted(heard.items()):
-            if self._fails(h.score):
-                first = f"first {h.first.kana_cer:.3f} heard {h.first.transcript!r}; " if h.first else ""
-                return p.reject(
-                    "roundtrip",
-                    f"turn {i}: kana_cer {h.score.kana_cer:.3f} > {self.options.max_kana_cer:g} after "
-                    f"{h.passes} listening{'s' if h.passes > 1 else ''}; {first}heard {h.score.transcript!r}",
-                    heard, keep_audio=self.options.keep_reject_audio,
-                )
-        return None
+        def best_listening(h: Heard) -> TurnScore:
+            return min([h.score] + ([h.first] if h.first else []), key=lambda s: (math.isnan(s.kana_cer), s.kana_cer))
+
+        ranked = sorted(takes, key=lambda h: (h.span.deficit if forced else best_listening(h).kana_cer, h.take))
+        best = ranked[0]
+        if forced:
+            head = (f"turn {i}: the audio does not say \u300c{best.span.text}\u300d ({best.span.deficit:.2f} nats per "
+                    f"piece below the ear's own transcript at {best.span.start:.2f}-{best.span.end:.2f} s, limit "
+                    f"{self.options.rule.max_deficit:g})")
+        else:
+            head = f"turn {i}: kana_cer {best_listening(best).kana_cer:.3f} > {self.options.max_kana_cer:g}"
+        details = []
+        for h in ranked:
+            first = f", first listening kana_cer {h.first.kana_cer:.3f} heard {h.first.transcript!r}" if h.first else ""
+            last = "second listening " if h.first else ""
+            span = f", worst \u300c{h.span.text}\u300d {h.span.deficit:.2f}" if h.span is not None else ""
+            details.append(f"take {h.take}: {last}kana_cer {h.score.kana_cer:.3f}{span}, heard {h.score.transcript!r}"
+                           f"{first}")
+        return p.reject("roundtrip", f"{head}; {len(takes)} take{'s' if len(takes) > 1 else ''}, best first: "
+                        + "; ".join(details), {**heard, i: best}, keep_audio=self.options.keep_reject_audio)
 
     def _row(self, p: Pending, heard: dict[int, Heard], stored: dict[int, Stored]) -> dict:
         turns = []
@@ -433,6 +533,10 @@ class RowBuilder:
                         "cer": s.cer if s else None,
                         "kana_cer": s.kana_cer if s else None,
                         "asr_passes": h.passes if h else None,
+                        "text_logprob": h.forced.text_logprob if h and h.forced else None,
+                        "worst_span": h.span.text if h and h.span else None,
+                        "worst_deficit": h.span.deficit if h and h.span else None,
+                        "takes": h.take if h else None,
                         "dnsmos": stored[i].dnsmos,
                         "signal": stored[i].signal,
                     }
@@ -440,6 +544,7 @@ class RowBuilder:
             else:
                 turns.append({"role": role, "text": p.texts[i], "audio": None, "duration": None,
                               "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None,
+                              "text_logprob": None, "worst_span": None, "worst_deficit": None, "takes": None,
                               "dnsmos": None, "signal": None})
         return {
             "id": f"{self.config.name}-{p.source_id}",
@@ -477,6 +582,21 @@ class RowBuilder:
             kept = reject_audio({turn: text}, {turn: (samples, sr)}) if self.options.keep_reject_audio else None
             raise RowReject("audio_too_long", f"turn {turn}: {seconds:.1f} s > {limit:g} s", audio=kept)
         return samples, sr
+
+    def _score(self, audios: list[tuple[np.ndarray, int]], texts: list[str]) -> list[Forced]:
+        """The ear's forced scores of `texts` on `audios` (timed apart); RowReject (asr_error) if the call fails."""
+        t0 = time.perf_counter()
+        try:
+            forced = self.asr.score(audios, texts)
+        except Exception as e:
+            raise RowReject("asr_error", f"forced score: {type(e).__name__}: {e}") from None
+        finally:
+            seconds = time.perf_counter() - t0
+            self.timers.asr += seconds
+            self.timers.asr_forced += seconds
+        if len(forced) != len(audios):
+            raise RowReject("asr_error", f"{len(forced)} forced scores for {len(audios)} clips")
+        return list(forced)
 
     def _transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
         if not audios:
@@ -521,6 +641,8 @@ def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> R
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
                          TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0),
                          keep_reject_audio=bool(plan.get("keep_reject_audio")),
-                         min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence")),
+                         min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence"),
+                         rule=EarRule() if (plan.get("ear") or "transcript") == "forced" else None,
+                         max_takes=int(plan.get("max_takes") or 1)),
         make_quality(plan.get("quality") or "none"),
     )

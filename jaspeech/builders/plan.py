@@ -47,7 +47,9 @@ class BuildOptions:
     captioner_model: str | None = None
     captioner_url: str | None = None
     captioner_concurrency: int = 8
-    max_kana_cer: float = 0.10
+    max_kana_cer: float = 0.10  # the transcript rule's threshold (--ear transcript); recorded with either rule
+    ear: str = "forced"  # the round trip's rule: forced (builders/ear.py) | transcript (kana-CER alone)
+    max_takes: int = 3  # takes of a spoken turn before its row is rejected (retakes: the row's next seeds)
     max_seconds: float = 120.0
     max_response_seconds: float = 600.0  # longest spoken response (speech-to-speech configs)
     keep_reject_audio: bool = False  # store the audio of rows rejected after synthesis beside the rejects
@@ -93,14 +95,14 @@ class BuildOptions:
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
 PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
                 "asr_model",
-                "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
+                "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer", "ear", "max_takes",
                 "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
                 "max_silence", *SOURCE_OPTIONS)
 
 
 # options added later: what plans written before them meant (no quality stage: `jaspeech rescore` adds it)
 PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16, "quality": "none",
-                 "min_dnsmos": None, "max_silence": None, "format": "auto"}
+                 "min_dnsmos": None, "max_silence": None, "format": "auto", "ear": "transcript", "max_takes": 1}
 
 
 class PlanMismatch(RuntimeError):

@@ -22,6 +22,13 @@ TURN = {
     "cer": Value("float32"),  # kotoba-whisper-normalised CER of transcript vs text
     "kana_cer": Value("float32"),  # CER of the katakana readings (the filter's criterion)
     "asr_passes": Value("int8"),  # 1: the first (greedy) transcript passed; 2: a second, beam-search one did
+    # the ear's forced score (builders/ear.py): the text's mean log-probability per piece given the audio, and the
+    # stretch of the text the audio supports least with its deficit (nats per piece below the ear's own
+    # transcript there); null with --ear transcript
+    "text_logprob": Value("float32"),
+    "worst_span": Value("string"),
+    "worst_deficit": Value("float32"),
+    "takes": Value("int8"),  # which take of the turn was kept (1: the first synthesis; 2, 3: retakes)
     # quality of the stored clip (jaspeech/synthesis/quality): DNSMOS P.835 SIG/BAK/OVRL and P.808 MOS (1-5);
     # null for unspoken turns and with --quality none
     "dnsmos": {k: Value("float32") for k in DNSMOS_FIELDS},

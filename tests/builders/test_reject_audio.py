@@ -70,7 +70,7 @@ def test_a_roundtrip_reject_carries_its_speech_and_what_the_ear_heard(keep):
     spec = corpus_spec("jaspeech-sft-audio")
     ear = Misheard()
     builder = RowBuilder(spec, spec.configs["magpie"], make_tts("openjtalk"), ear,
-                         SynthesisOptions(keep_reject_audio=keep))
+                         SynthesisOptions(keep_reject_audio=keep, rule=None, max_takes=1))  # the transcript rule
     raw = {"id": "x", "conversations": [{"role": "user", "content": "三月に京都へ行きます。"},
                                         {"role": "assistant", "content": "はい。"}]}
     pending = builder.prepare(0, raw, "x")

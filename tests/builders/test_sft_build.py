@@ -219,7 +219,7 @@ def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, t
     asr = OneBadTranscript()
     bad = prepare_for_speech("こんにちは、今日はいい天気ですね。")
     asr.bad_length = len(tts.synthesize(bad, assign_speaker("llm-jp/magpie-sft-v1.0", "r1"), 0)[0])
-    builder = RowBuilder(spec, spec.configs["magpie"], tts, asr, SynthesisOptions(max_kana_cer=1.0))
+    builder = RowBuilder(spec, spec.configs["magpie"], tts, asr, SynthesisOptions(max_kana_cer=1.0, rule=None))
     monkeypatch.setattr(shards, "row_builder", lambda plan, out=None: builder)
     build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input=str(path), out=out, tts="openjtalk",
                        quiet=True))

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from jaspeech.synthesis.asr import Forced
+from jaspeech.synthesis.asr.forced import Scored, piece_scores, split_text, whole_pieces
 from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 
@@ -33,6 +35,7 @@ WHISPER_SR = 16000
 # speech); 15 leaves room for rare kanji split into byte tokens. A window's decode stops there, so a
 # runaway repetition ends after a few seconds' worth of tokens instead of the full 440.
 TOKENS_PER_SECOND = 15
+FRAMES_PER_SECOND = 50  # encoder frames (20 ms)
 
 
 class TransformersWhisperASR:
@@ -65,21 +68,100 @@ class TransformersWhisperASR:
         self._encoder_output = BaseModelOutput
 
     def transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
+        windows, owner = self._windows(audios)
+        out = [""] * len(audios)
+        for n, text in zip(owner, self._hear(windows, strong)):  # a clip's windows in their own order
+            out[n] += text
+        return out
+
+    def score(self, audios: list[tuple[np.ndarray, int]], texts: list[str]) -> list[Forced]:
+        """Each text teacher-forced on its clip beside the ear's own greedy transcript (one decoder forward per
+        batch of windows, the text as labels): the log-probability of every text token given the audio and the
+        tokens before it, over the text tokens (as CTranslate2's `align` and openai-whisper's alignment do).
+        A piece's time comes from the decoder's cross-attention (the alignment heads of the checkpoint, else
+        every head of the upper half of the decoder): each token's most attended encoder frame, kept
+        non-decreasing; rows are right-padded, so a window's scores never depend on its batch-mates."""
+        windows, owner = self._windows(audios)
+        heard = self._hear(windows, strong=False)
+        parts: list[str] = []
+        for n, text in enumerate(texts):
+            mine = [w for w, o in enumerate(owner) if o == n]
+            parts += split_text(text, [heard[w] for w in mine])
+        offsets, clock = [], {}
+        for w, n in enumerate(owner):
+            offsets.append(clock.get(n, 0.0))
+            clock[n] = offsets[-1] + windows[w].size / WHISPER_SR
+        scored = self._force(windows, parts + heard, offsets + offsets)
+        out = []
+        for n in range(len(audios)):
+            mine, own = Scored(), Scored()
+            for w in (w for w, o in enumerate(owner) if o == n):
+                mine.extend(scored[w])
+                own.extend(scored[len(windows) + w])
+            out.append(Forced("".join(heard[w] for w, o in enumerate(owner) if o == n), mine.tokens, mine.logprobs,
+                              mine.starts, mine.ends, own.tokens, own.logprobs, own.starts, own.ends))
+        return out
+
+    def _windows(self, audios: list[tuple[np.ndarray, int]]) -> tuple[list[np.ndarray], list[int]]:
+        """Every clip's 30 s windows, and the clip each belongs to."""
         windows: list[np.ndarray] = []
         owner: list[int] = []
         for n, (x, sr) in enumerate(audios):
             pieces = split_at_pauses(resample(x, sr, WHISPER_SR), WHISPER_SR)
             windows += pieces
             owner += [n] * len(pieces)
+        return windows, owner
+
+    def _hear(self, windows: list[np.ndarray], strong: bool) -> list[str]:
         texts = [""] * len(windows)
         order = sorted(range(len(windows)), key=lambda w: (-windows[w].size, w))  # longest first, ties by position
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             for w, text in zip(batch, self._generate([windows[w] for w in batch], strong)):
                 texts[w] = text
-        out = [""] * len(audios)
-        for n, text in zip(owner, texts):  # a clip's windows in their own order
-            out[n] += text
+        return texts
+
+    def _force(self, windows: list[np.ndarray], texts: list[str], offsets: list[float]) -> list[Scored]:
+        """`texts[j]` teacher-forced on `windows[j % len(windows)]`, in batches; one Scored per text."""
+        torch = self._torch
+        tok = self.processor.tokenizer
+        prompt = tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|ja|>", "<|transcribe|>", "<|notimestamps|>"])
+        eot = tok.convert_tokens_to_ids("<|endoftext|>")
+        ids = [tok.encode(t, add_special_tokens=False) if t else [] for t in texts]
+        out = [Scored() for _ in texts]
+        todo = [j for j in range(len(texts)) if ids[j]]
+        config = self.model.config
+        heads = getattr(self.model.generation_config, "alignment_heads", None) or [
+            [layer, head] for layer in range(config.decoder_layers // 2, config.decoder_layers)
+            for head in range(config.decoder_attention_heads)]
+        before = config._attn_implementation
+        self.model.set_attn_implementation("eager")  # cross-attention weights: only the eager path returns them
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start : start + self.batch_size]
+                encoded = self._encode([windows[j % len(windows)] for j in batch]).last_hidden_state
+                width = max(len(ids[j]) for j in batch)
+                tokens = torch.full((len(batch), len(prompt) + width), eot, dtype=torch.long)
+                for b, j in enumerate(batch):
+                    tokens[b, : len(prompt) + len(ids[j])] = torch.tensor(prompt + ids[j])
+                with torch.inference_mode():
+                    result = self.model(encoder_outputs=(encoded,), decoder_input_ids=tokens.to(self.device),
+                                        output_attentions=True)
+                logits = result.logits[:, len(prompt) - 1 : -1, :eot].float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                weights = torch.stack([result.cross_attentions[layer][:, head] for layer, head in heads], dim=1)
+                weights = weights[:, :, len(prompt) - 1 : -1].float().mean(dim=1)  # [batch, tokens, frames]
+                for b, j in enumerate(batch):
+                    n = len(ids[j])
+                    got = logprobs[b, torch.arange(n), torch.tensor(ids[j])].cpu().numpy().astype(np.float64)
+                    frames = max(1, math.ceil(windows[j % len(windows)].size / WHISPER_SR * FRAMES_PER_SECOND))
+                    peak = weights[b, :n, :frames].argmax(dim=-1).cpu().numpy()
+                    starts = np.maximum.accumulate(peak) / FRAMES_PER_SECOND
+                    jumps = np.append(starts, max(starts[-1], frames / FRAMES_PER_SECOND)).tolist()
+                    out[j] = piece_scores(whole_pieces(ids[j], tok.decode), np.maximum(got, -50.0).tolist(), jumps,
+                                          offsets[j])
+        finally:
+            self.model.set_attn_implementation(before)
         return out
 
     def _encode(self, batch: list[np.ndarray]):
