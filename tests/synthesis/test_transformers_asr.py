@@ -93,7 +93,7 @@ def test_transformers_asr_in_a_build(tiny_whisper, tmp_path):
     folder, _ = tiny_whisper
     out = tmp_path / "corpus"
     build(BuildOptions(corpus="jaspeech-sft-audio", config="magpie", input="sample", out=out, limit=3,
-                       tts="openjtalk", asr="transformers", asr_model=str(folder), quiet=True))
+                       tts="openjtalk", asr="transformers", asr_model=str(folder), quiet=True, max_takes=1))
     assert_accounted(out, "magpie", 3)
     assert set(reject_reasons(out, "magpie").values()) == {"roundtrip"}
 
@@ -162,3 +162,34 @@ def test_the_gpu_settings_change_no_transcript(tiny_whisper):
     fast._generate = lambda batch, strong: order.append([w.size for w in batch]) or real(batch, strong)
     assert fast.transcribe(clips) == alone
     assert order == [[48000, 40000], [32000, 24000], [16000]] and sizes == [2, 2, 1]
+
+
+def test_forced_scores_are_the_text_teacher_forced_and_do_not_depend_on_batch_mates(tiny_whisper):
+    """`score`: each text token's log-probability (over the text tokens) given the audio and the tokens before it,
+    for the text and for the ear's own transcript; a clip scored alone or beside a longer one (right-padded in one
+    decoder batch) gets the same numbers (CPU float32)."""
+    import torch
+
+    folder, ids = tiny_whisper
+    asr = make_asr("transformers", str(folder))
+    asr.max_new_tokens = 5
+    rng = np.random.default_rng(5)
+    short = ((0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    long = ((0.1 * rng.standard_normal(16000 * 4)).astype(np.float32), 16000)
+    text = "日本で一番高い山は何ですか。"
+    alone = asr.score([short], [text])[0]
+    together = asr.score([short, long], [text, "おすすめの朝ごはんを教えてください。"])[0]
+    assert "".join(alone.tokens) == text and "".join(alone.own_tokens) == alone.transcript
+    assert alone.tokens == together.tokens and alone.starts == together.starts
+    np.testing.assert_allclose(alone.logprobs, together.logprobs, atol=1e-4)
+    assert all(a <= b for a, b in zip(alone.starts, alone.ends)) and alone.ends[-1] <= 1.0 + 1e-9
+    # the same numbers from one plain forward pass with the text as decoder input
+    tok = asr.processor.tokenizer
+    prompt = [ids["<|startoftranscript|>"], ids["<|ja|>"], ids["<|transcribe|>"], ids["<|notimestamps|>"]]
+    text_ids = tok.encode(text, add_special_tokens=False)
+    features = asr.processor.feature_extractor([short[0]], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.inference_mode():
+        logits = asr.model(input_features=features, decoder_input_ids=torch.tensor([prompt + text_ids])).logits
+    lp = torch.log_softmax(logits[0, len(prompt) - 1 : -1, : ids["<|endoftext|>"]], dim=-1)
+    per_token = lp[torch.arange(len(text_ids)), torch.tensor(text_ids)].numpy()
+    assert np.isclose(sum(alone.logprobs), float(per_token.sum()), atol=1e-3)
