@@ -44,6 +44,8 @@ class ConfigStats:
     cers: array = field(default_factory=lambda: array("d"))  # per spoken turn
     kana_cers: array = field(default_factory=lambda: array("d"))
     spoken_turns: int = 0
+    retaken_rows: int = 0  # rows with a spoken turn kept from a retake (turns[].takes > 1)
+    takes_per_turn: Counter = field(default_factory=Counter)  # take a spoken turn was kept from -> turns
     turns_per_row: Counter = field(default_factory=Counter)  # number of turns -> rows (partial dialogues)
     # speech-to-speech configs: spoken seconds by role, each spoken response's length, assistant voice hours
     role_seconds: Counter = field(default_factory=Counter)
@@ -145,7 +147,8 @@ def config_stats(out: Path, config: str) -> ConfigStats:
         leaves = {pf.metadata.schema.column(i).path for i in range(pf.metadata.num_columns)}
         quality = {k: f"turns.list.element.{leaf}" for k, leaf in _QUALITY_LEAVES.items()
                    if f"turns.list.element.{leaf}" in leaves}
-        t = pf.read(columns=wanted + (_TURN_LEAVES + list(quality.values()) if "turns" in names else []))
+        turn_leaves = _TURN_LEAVES + (["turns.list.element.takes"] if "turns.list.element.takes" in leaves else [])
+        t = pf.read(columns=wanted + (turn_leaves + list(quality.values()) if "turns" in names else []))
         s.durations.extend(t.column("duration").to_numpy().astype("float64"))
         if "speaker" in names:
             by_speaker = t.select(["speaker", "duration"]).group_by("speaker").aggregate([("duration", "sum")])
@@ -178,6 +181,11 @@ def config_stats(out: Path, config: str) -> ConfigStats:
                 for voice, secs in zip(t.column("assistant_speaker").to_pylist(), per_row):
                     if voice:
                         s.assistant_voice_seconds[voice] += float(secs)
+            if "takes" in turns.type.names:  # builds made before retakes have no takes column
+                takes = turns.field("takes").fill_null(0).to_numpy(zero_copy_only=False)
+                s.takes_per_turn.update(Counter(int(k) for k in takes[takes > 0]))
+                rows = pc.list_parent_indices(t.column("turns").combine_chunks()).to_numpy()
+                s.retaken_rows += int(np.unique(rows[takes > 1]).size)
             user = pc.equal(turns.field("role"), "user")
             s.spoken_turns += pc.sum(user).as_py() or 0
             scored = pc.and_(user, pc.is_valid(turns.field("kana_cer")))

@@ -36,7 +36,8 @@ _TURN_LEAVES = ["turns.list.element.role", "turns.list.element.text", "turns.lis
                 "turns.list.element.cer", "turns.list.element.kana_cer"]
 # the quality stage's leaves, read where a shard has them (builds before it do not: `jaspeech rescore`)
 _QUALITY_LEAVES = ["turns.list.element.dnsmos.ovrl", "turns.list.element.signal.leading_silence",
-                   "turns.list.element.signal.trailing_silence", "turns.list.element.signal.longest_silence"]
+                   "turns.list.element.signal.trailing_silence", "turns.list.element.signal.longest_silence",
+                   "turns.list.element.takes"]  # the take a turn was kept from (builds with retakes)
 _AUDIO_CACHE_ROWS = 32
 
 
@@ -254,6 +255,7 @@ class _Columns:
     kana_cer: list[np.ndarray] = field(default_factory=list)
     ovrl: list[np.ndarray] = field(default_factory=list)  # lowest DNSMOS OVRL of the row's spoken turns
     silence: list[np.ndarray] = field(default_factory=list)  # longest leading, trailing or inner silence
+    takes: list[np.ndarray] = field(default_factory=list)  # the highest take among the row's spoken turns
     first: list[pa.Array] = field(default_factory=list)
     search: list[pa.Array] = field(default_factory=list)  # flat searchable strings ...
     search_row: list[np.ndarray] = field(default_factory=list)  # ... and the global row each belongs to
@@ -342,6 +344,7 @@ class CorpusIndex:
                 kana = np.full(rows, np.nan, dtype=np.float32)
                 ovrl = np.full(rows, np.nan, dtype=np.float32)
                 silence = np.full(rows, np.nan, dtype=np.float32)
+                takes = np.zeros(rows, dtype=np.int8)
                 first = pa.nulls(rows, pa.string())
                 if "turns" in names:
                     turns = t.column("turns").combine_chunks()
@@ -360,6 +363,9 @@ class CorpusIndex:
                     for leaf in ("leading_silence", "trailing_silence", "longest_silence"):
                         if f"turns.list.element.signal.{leaf}" in quality:
                             np.fmax.at(silence, parent, _leaf(flat, "signal", leaf))
+                    if "turns.list.element.takes" in quality:
+                        np.maximum.at(takes, parent, flat.field("takes").fill_null(0).to_numpy(
+                            zero_copy_only=False).astype(np.int8))
                     uniq, first_at = np.unique(parent[user], return_index=True)
                     pick = np.full(rows, -1, dtype=np.int64)
                     pick[uniq] = user[first_at]
@@ -380,6 +386,7 @@ class CorpusIndex:
                 cols.kana_cer.append(kana)
                 cols.ovrl.append(ovrl)
                 cols.silence.append(silence)
+                cols.takes.append(takes)
                 total += rows
                 n_config += rows
             self.config_offsets[ci + 1] = total
@@ -398,6 +405,7 @@ class CorpusIndex:
         self.row_kana_cer = cat(cols.kana_cer, np.float32)
         self.row_ovrl = cat(cols.ovrl, np.float32)
         self.row_silence = cat(cols.silence, np.float32)
+        self.row_takes = cat(cols.takes, np.int8)
         self.row_id = pa.chunked_array(cols.ids, pa.string()).combine_chunks()
         self.row_first = pa.chunked_array(cols.first, pa.string()).combine_chunks()
         # lower-cased once here, so a search is a plain substring scan (ignore_case would go through RE2)
@@ -605,6 +613,8 @@ class CorpusIndex:
                 turns.append({"index": i, "role": t.get("role"), "text": t.get("text"),
                               "duration": _num(t.get("duration")), "transcript": t.get("transcript"),
                               "cer": _num(t.get("cer")), "kana_cer": _num(t.get("kana_cer")),
+                              "text_logprob": _num(t.get("text_logprob")), "worst_span": t.get("worst_span"),
+                              "worst_deficit": _num(t.get("worst_deficit")), "takes": t.get("takes"),
                               "dnsmos": _struct(t.get("dnsmos")), "signal": _struct(t.get("signal")),
                               "audio_url": f"{base}/{i}" if has_audio else None,
                               "diff": turn_diffs(t.get("text"), t.get("transcript"))})
@@ -701,6 +711,7 @@ class CorpusIndex:
                 "rejects": int(sum(reasons.values())),
                 "reject_reasons": {self.reject_reasons[k]: v for k, v in reasons.most_common()},
                 "rejects_with_audio": int(self.reject_has_audio[self.reject_config == ci].sum()),
+                "retaken": int((self.row_takes[lo:hi] > 1).sum()),  # rows kept from a retake of a turn
                 "speakers": sorted({self.speakers[s] for s in np.unique(spk) if s >= 0}),
                 "median_kana_cer": _num(float(np.nanmedian(kana))) if np.isfinite(kana).any() else None,
                 "median_ovrl": (_num(float(np.nanmedian(self.row_ovrl[lo:hi])))

@@ -82,7 +82,9 @@ async function loadOverview() {
       el("td", {}, el("a", {href: `#rows?config=${encodeURIComponent(c.config)}`}, c.config)),
       el("td", {class: "n"}, count(c.rows)), el("td", {class: "n"}, num(c.hours, 2)),
       el("td", {class: "n"}, el("a", {href: `#rejects?config=${encodeURIComponent(c.config)}`}, count(c.rejects)),
-        c.rejects_with_audio ? el("span", {class: "muted"}, ` (${count(c.rejects_with_audio)} with audio)`) : null),
+        c.rejects_with_audio ? el("span", {class: "muted"}, ` (${count(c.rejects_with_audio)} with audio)`) : null,
+        c.retaken ? el("div", {class: "muted", title: "rows kept from a retake of a spoken turn (turns[].takes > 1)"},
+          `${count(c.retaken)} kept after a retake`) : null),
       el("td", {class: "n"}, input ? `${(100 * c.rows / input).toFixed(1)} %` : "–"),
       el("td", {class: "n"}, num(c.median_kana_cer)), el("td", {class: "n"}, num(c.median_ovrl, 2)),
       el("td", {class: "n"}, c.speakers.length || "–"),
@@ -227,6 +229,9 @@ function scores(t) {
   if (t.duration !== null && t.duration !== undefined) parts.push(`${num(t.duration, 2)} s`);
   if (t.cer !== null && t.cer !== undefined) parts.push(`CER ${num(t.cer)}`);
   if (t.kana_cer !== null && t.kana_cer !== undefined) parts.push(`kana-CER ${num(t.kana_cer)}`);
+  if (t.text_logprob !== null && t.text_logprob !== undefined) parts.push(`forced ${num(t.text_logprob, 2)}/piece`);
+  if (t.worst_span) parts.push(`worst 「${t.worst_span}」 ${num(t.worst_deficit, 2)}`);
+  if (t.takes > 1) parts.push(`take ${t.takes}`);
   const box = el("div", {class: "scores"}, parts.join(" · "));
   if (t.dnsmos) {
     const d = t.dnsmos;
