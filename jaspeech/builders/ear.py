@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jaspeech.synthesis.asr import Forced
+from jaspeech.synthesis.asr.forced import Forced
 
 
 @dataclass(frozen=True)

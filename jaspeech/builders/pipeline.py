@@ -80,6 +80,7 @@ class Heard:
     forced: Forced | None = None  # the ear's forced score of the text (None with the transcript rule)
     span: Span | None = None  # the stretch of the text the audio supports least
     take: int = 1  # which take of the turn this is (1: the first synthesis)
+    audio: tuple | None = field(default=None, repr=False, compare=False)  # a retake's audio (kept for its reject)
 
 
 @dataclass
@@ -409,7 +410,7 @@ class RowBuilder:
                 except RowReject:
                     break
                 for c in ready:
-                    takes[c].append(heard[c])
+                    takes[c].append(replace(heard[c], audio=made[c]))
                     if not self._fails(heard[c]):
                         n, i = c
                         scores[n][i] = heard[c]
@@ -513,8 +514,11 @@ class RowBuilder:
             span = f", worst \u300c{h.span.text}\u300d {h.span.deficit:.2f}" if h.span is not None else ""
             details.append(f"take {h.take}: {last}kana_cer {h.score.kana_cer:.3f}{span}, heard {h.score.transcript!r}"
                            f"{first}")
+        if best.audio is not None:  # the reject carries the best take's audio, beside what the ear heard of it
+            p = replace(p, audios={**p.audios, i: best.audio})
         return p.reject("roundtrip", f"{head}; {len(takes)} take{'s' if len(takes) > 1 else ''}, best first: "
-                        + "; ".join(details), {**heard, i: best}, keep_audio=self.options.keep_reject_audio)
+                        + "; ".join(details), {**heard, i: replace(best, audio=None)},
+                        keep_audio=self.options.keep_reject_audio)
 
     def _row(self, p: Pending, heard: dict[int, Heard], stored: dict[int, Stored]) -> dict:
         turns = []

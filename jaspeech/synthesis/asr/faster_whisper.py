@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaspeech.synthesis.asr import Forced
-from jaspeech.synthesis.asr.forced import Scored, jump_times, piece_scores, split_text, whole_pieces
+from jaspeech.synthesis.asr.forced import Forced, Scored, jump_times, piece_scores, split_text, whole_pieces
 from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 

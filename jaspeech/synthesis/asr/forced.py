@@ -9,6 +9,34 @@ import numpy as np
 
 from jaspeech.cer import char_edits
 
+
+@dataclass(frozen=True)
+class Forced:
+    """The ear's teacher-forced reading of a known text on one clip, beside its own free transcript.
+
+    `tokens` are pieces of the text as the ear's tokenizer cuts it, merged so that each piece is whole
+    characters (a rare kanji is two or three byte tokens); their concatenation is the scored text.
+    `logprobs[k]` is the log-probability of piece k given the audio and the pieces before it (the sum over
+    its tokens); `starts`/`ends` are its aligned times in seconds on the clip's clock. The `own_*` lists are
+    the same for the ear's free transcript `transcript`: what the ear gives its own best guess there.
+    """
+
+    transcript: str
+    tokens: list[str]
+    logprobs: list[float]
+    starts: list[float]
+    ends: list[float]
+    own_tokens: list[str]
+    own_logprobs: list[float]
+    own_starts: list[float]
+    own_ends: list[float]
+
+    @property
+    def text_logprob(self) -> float:
+        """The text's log-probability per piece (0 for an empty text)."""
+        return float(np.mean(self.logprobs)) if self.logprobs else 0.0
+
+
 # where a text may be cut between two windows of a long clip: after sentence and clause marks
 _CUT_AFTER = set("。．.！!？?、，,；;：:\n」』）)")
 

@@ -25,8 +25,7 @@ import math
 
 import numpy as np
 
-from jaspeech.synthesis.asr import Forced
-from jaspeech.synthesis.asr.forced import Scored, piece_scores, split_text, whole_pieces
+from jaspeech.synthesis.asr.forced import Forced, Scored, piece_scores, split_text, whole_pieces
 from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 
