@@ -108,7 +108,7 @@ class SpokenText:
     """A turn as spoken (`text`, what TTS is given and the row's `text`) and as written.
 
     `original_text` is the input after `clean_text` (what the row can store: no unpaired surrogates), or None
-    when it is the spoken text. `footnotes` and `latin` say what the two rules below changed, for counting.
+    when the spoken text is the same but for NFKC widths (？ and ?); the source row has the exact bytes. `footnotes` and `latin` say what the two rules below changed, for counting.
     """
 
     text: str
@@ -163,7 +163,8 @@ def prepare_turn(text: object, options: TextOptions = TextOptions()) -> SpokenTe
             "too_long", f"estimated {seconds:.0f} s of speech, over {HOPELESS:g}x the {options.max_seconds:g} s limit"
         )
     superscripts = tuple(_SUPERSCRIPT_NOTE.findall(original))
-    return SpokenText(text, None if original == text else original, superscripts + footnotes, latin)
+    same = unicodedata.normalize("NFKC", original) == text  # only widths differ (？ and ?, ＡＩ and AI)
+    return SpokenText(text, None if same else original, superscripts + footnotes, latin)
 
 
 # --- Latin-script words ---------------------------------------------------------------------------
@@ -174,7 +175,9 @@ LETTER_NAMES = dict(zip(
     "エー ビー シー ディー イー エフ ジー エイチ アイ ジェー ケー エル エム エヌ オー ピー キュー アール エス ティー "
     "ユー ブイ ダブリュー エックス ワイ ゼット".split(),
 ))
-_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*(?:-[A-Za-z]+(?:'[A-Za-z]+)*)*")
+# A word right after a number is a unit or a model name (3776m, 20kg, 5G, 2LDK): pyopenjtalk-plus reads those in
+# context (サンゼンナナヒャクナナジューロクメートル, ニジュッキログラム), so they are left to it.
+_LATIN_WORD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]+(?:'[A-Za-z]+)*(?:-[A-Za-z]+(?:'[A-Za-z]+)*)*")
 ACRONYM_LETTERS = 4  # an all-capital word up to this long is an acronym, spelled (AI, CEO, HTML); longer: a word
 SPELL_LETTERS = 3  # a word the converter finds unpronounceable is spelled up to this long (dp, str), else rejected
 
@@ -223,7 +226,7 @@ def read_latin_word(word: str) -> LatinReading:
             return LatinReading(word, word, "dictionary")
         bad = [p for p in parts if p.how == "unreadable"]
         how = "unreadable" if bad else "converted"
-        return LatinReading(word, "".join(_as_kana(p) for p in parts), how)
+        return LatinReading(word, "".join(spoken_as(p) for p in parts), how)
     if _known_to_openjtalk(word):
         return LatinReading(word, word, "dictionary")
     letters = word.replace("'", "")
@@ -244,14 +247,13 @@ def spell(letters: str) -> str:
     return "".join(LETTER_NAMES[c] for c in letters.upper())
 
 
-def _as_kana(r: LatinReading) -> str:
-    return _openjtalk_reading(r.word) if r.how == "dictionary" else r.reading
-
-
-def _openjtalk_reading(word: str) -> str:
+def spoken_as(r: LatinReading) -> str:
+    """The katakana the voice says for the word: its reading, or for a dictionary word the dictionary's."""
+    if r.how != "dictionary":
+        return r.reading
     import pyopenjtalk
 
-    return "".join(f["pron"].replace("’", "") for f in pyopenjtalk.run_frontend(word, use_sudachi_kanji_yomi=False))
+    return "".join(f["pron"].replace("’", "") for f in pyopenjtalk.run_frontend(r.word, use_sudachi_kanji_yomi=False))
 
 
 @lru_cache(maxsize=8192)
