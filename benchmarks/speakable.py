@@ -3,9 +3,10 @@
 Sets: the bundled samples' user turns, and each `--input` file (JSON lines: Japanese MT-bench's
 `{"turns": [...]}`, or any shape the samples use). For each set it prints rows and turns, and how many each rule
 touches: footnote and citation markers removed, Latin-script words by how they are read (kept for pyopenjtalk's
-dictionary, spelled, converted by e2k), `unspeakable_latin` rejects, other rejects. Then the converters, e2k (the
-one jaspeech uses) beside alkana (measured only where it is installed: GPL-2.0, so never a dependency), on the
-hand-labelled words of benchmarks/data/latin_words.tsv. With `--hear`, each speakable turn is spoken by Kokoro
+dictionary, spelled, read by Sudachi's dictionary or by e2k), `unspeakable_latin` rejects, other rejects. Then
+the converters, e2k beside Sudachi's core dictionary (installed with pyopenjtalk-plus) and alkana (measured only
+where it is installed: GPL-2.0, so never a dependency), alone and combined, on the hand-labelled words of
+benchmarks/data/latin_words.tsv. With `--hear`, each speakable turn is spoken by Kokoro
 and heard by Whisper base (the offline stack), and its kana_cer is computed with and without `same_sound`: how
 many turns the one-spelling-per-sound rule changes, and how many it moves across the 0.1 threshold.
 
@@ -103,6 +104,10 @@ def converters() -> None:
     candidates = {"e2k C2K alone": lambda w: c2k(w.lower()),
                   "e2k C2K where its n-gram model says pronounceable": lambda w: c2k(w.lower()) if ngram(w.lower()) else None,
                   "jaspeech's rule (read_latin_word)": lambda w: spoken_as(read_latin_word(w)) or None}
+    from jaspeech.synthesis.text import _sudachi_reading
+
+    candidates["Sudachi core dictionary"] = _sudachi_reading
+    candidates["Sudachi, else e2k"] = lambda w: _sudachi_reading(w) or c2k(w.lower())
     try:
         import alkana
 

@@ -185,7 +185,8 @@ SPELL_LETTERS = 3  # a word the converter finds unpronounceable is spelled up to
 @dataclass(frozen=True)
 class LatinReading:
     """How one Latin-script word is spoken: `how` is "dictionary" (pyopenjtalk-plus reads it as a word: kept as
-    written), "letters" (spelled with `LETTER_NAMES`), "converted" (e2k's katakana) or "unreadable"."""
+    written), "letters" (spelled with `LETTER_NAMES`), "sudachi" (Sudachi's dictionary reading), "e2k" (e2k's
+    katakana), "unreadable", or for a hyphenated word its parts' joined with "+"."""
 
     word: str
     reading: str
@@ -199,10 +200,11 @@ def read_latin(text: str) -> tuple[str, tuple[LatinReading, ...]]:
     Today's voices read through pyopenjtalk-plus, which knows some words (Google, iPhone, print, AI, CSS:
     kept as written), spells other words letter by letter (Python -> ピーワイティーエイチオーエヌ) and drops one- and
     two-letter words it does not know (変数iとj is spoken 変数と). So: a word its dictionary reads is kept; an
-    acronym (all capitals, up to `ACRONYM_LETTERS`) and a single letter are spelled, as Japanese says them (AI
-    エーアイ, CEO シーイーオー, x エックス); another word goes to e2k's character model (Python -> パイソン is not
-    guaranteed: benchmarks/speakable.py measures it) when e2k's n-gram model finds it pronounceable; a short
-    unpronounceable word (dp, str) is spelled; a longer one (xkcdqz) cannot be read and rejects the turn
+    acronym (all capitals, up to `ACRONYM_LETTERS`) and a single letter are spelled, as Japanese says them (JSON
+    ジェーエスオーエヌ, x エックス); another word is read with Sudachi's core dictionary where it has the word
+    (Python パイソン, hello ハロー), else with e2k's character model (parallelize パラレライズ) when e2k's n-gram
+    model finds it pronounceable (benchmarks/speakable.py measures both); a short unpronounceable word (dp, str)
+    is spelled; a longer one (xkcdqz) cannot be read and rejects the turn
     rather than being spoken as a string of letters. The rule depends on the text alone, so every backend
     speaks the same text.
     """
@@ -224,19 +226,20 @@ def read_latin_word(word: str) -> LatinReading:
         parts = [read_latin_word(p) for p in word.split("-")]
         if all(p.how == "dictionary" for p in parts):
             return LatinReading(word, word, "dictionary")
-        bad = [p for p in parts if p.how == "unreadable"]
-        how = "unreadable" if bad else "converted"
+        how = "unreadable" if any(p.how == "unreadable" for p in parts) else "+".join(p.how for p in parts)
         return LatinReading(word, "".join(spoken_as(p) for p in parts), how)
     if _known_to_openjtalk(word):
         return LatinReading(word, word, "dictionary")
     letters = word.replace("'", "")
     if len(letters) == 1 or (letters.isupper() and len(letters) <= ACRONYM_LETTERS):
         return LatinReading(word, spell(letters), "letters")
+    if kana := _sudachi_reading(letters):
+        return LatinReading(word, kana, "sudachi")
     c2k, ngram = _e2k()
     if ngram(letters.lower()):
         kana = c2k(letters.lower())
         if kana:
-            return LatinReading(word, kana, "converted")
+            return LatinReading(word, kana, "e2k")
     if len(letters) <= SPELL_LETTERS:
         return LatinReading(word, spell(letters), "letters")
     return LatinReading(word, "", "unreadable")
@@ -267,6 +270,28 @@ def _known_to_openjtalk(word: str) -> bool:
                           "`pip install 'jaspeech[offline]'`") from e
     features = pyopenjtalk.run_frontend(word, use_sudachi_kanji_yomi=False)
     return len(features) == 1 and features[0]["pos"] not in ("記号", "フィラー")
+
+
+def _sudachi_reading(word: str) -> str | None:
+    """The katakana reading of `word` in Sudachi's core dictionary (installed with pyopenjtalk-plus), when it holds
+    the word as one entry read as a word, not spelled (it -> アイティー is IT, not "it")."""
+    for form in dict.fromkeys((word, word.lower())):
+        morphemes = _sudachi().tokenize(form)
+        if len(morphemes) == 1 and not morphemes[0].is_oov():
+            kana = morphemes[0].reading_form()
+            if _KATAKANA_WORD.fullmatch(kana) and kana != spell(word):
+                return kana
+    return None
+
+
+_KATAKANA_WORD = re.compile("[\u30a1-\u30fa\u30fc]+")
+
+
+@lru_cache(maxsize=1)
+def _sudachi():
+    from sudachipy import dictionary
+
+    return dictionary.Dictionary(dict="core").create()
 
 
 @lru_cache(maxsize=1)

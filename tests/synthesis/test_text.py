@@ -151,7 +151,7 @@ def test_latin_words_are_read_as_the_voice_can_say_them():
     turn = prepare_turn("この文はentailmentですか、non-entailmentですか。")
     assert turn.text == "この文はエンテールメントですか、ノンエンテールメントですか。"
     assert turn.original_text == "この文はentailmentですか、non-entailmentですか。"
-    assert [r.how for r in turn.latin] == ["converted", "converted"]
+    assert [r.how for r in turn.latin] == ["e2k", "sudachi+e2k"]  # non: Sudachi; entailment: e2k
     # a short unpronounceable identifier is spelled; an English turn is still English, not katakana
     assert read_latin_word("dp").reading == "ディーピー" and read_latin_word("JSON").how == "letters"
     assert reason("What is the capital of France?") == "not_japanese"
