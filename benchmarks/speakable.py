@@ -26,9 +26,8 @@ from pathlib import Path
 
 from jaspeech.builders.pipeline import SynthesisOptions
 from jaspeech.cer import cer
-from jaspeech.synthesis.reading import openjtalk_kana
-from jaspeech.synthesis.roundtrip import _NOT_KANA, kana_reading
-from jaspeech.synthesis.text import Unspeakable, prepare_turn, read_latin_word, spoken_as
+from jaspeech.synthesis.roundtrip import kana_reading, written_kana
+from jaspeech.synthesis.text import Unspeakable, prepare_turn, read_latin_word, spoken_as, sudachi_reading
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parent / "jaspeech" / "builders" / "samples"
@@ -102,12 +101,11 @@ def converters() -> None:
 
     c2k, ngram = C2K(max_len=32), NGram()
     candidates = {"e2k C2K alone": lambda w: c2k(w.lower()),
-                  "e2k C2K where its n-gram model says pronounceable": lambda w: c2k(w.lower()) if ngram(w.lower()) else None,
+                  "e2k C2K where its n-gram model says pronounceable":
+                      lambda w: c2k(w.lower()) if ngram(w.lower()) else None,
                   "jaspeech's rule (read_latin_word)": lambda w: spoken_as(read_latin_word(w)) or None}
-    from jaspeech.synthesis.text import _sudachi_reading
-
-    candidates["Sudachi core dictionary"] = _sudachi_reading
-    candidates["Sudachi, else e2k"] = lambda w: _sudachi_reading(w) or c2k(w.lower())
+    candidates["Sudachi core dictionary"] = sudachi_reading
+    candidates["Sudachi, else e2k"] = lambda w: sudachi_reading(w) or c2k(w.lower())
     try:
         import alkana
 
@@ -155,7 +153,7 @@ def hear(name: str, texts: list[str], limit: int, cache_path: Path | None) -> No
                 with cache_path.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"text": text, "transcript": cache[text]}, ensure_ascii=False) + "\n")
         heard = cache[text]
-        before = cer(_NOT_KANA.sub("", openjtalk_kana(text)), _NOT_KANA.sub("", openjtalk_kana(heard)))
+        before = cer(written_kana(text), written_kana(heard))
         after = cer(kana_reading(text), kana_reading(heard))
         if abs(before - after) > 1e-9:
             changed += 1

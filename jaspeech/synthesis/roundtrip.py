@@ -65,7 +65,12 @@ def kana_reading(text: str) -> str:
     same frontend, so a kanji the OpenJTalk dictionary lacks (髙田) is read as it was spoken (タカダ). Spelling
     variants of one sound are merged (`same_sound`).
     """
-    return same_sound(_NOT_KANA.sub("", openjtalk_kana(text)))
+    return same_sound(written_kana(text))
+
+
+def written_kana(text: str) -> str:
+    """The dictionary's katakana reading of `text` as it writes it (punctuation dropped), before `same_sound`."""
+    return _NOT_KANA.sub("", openjtalk_kana(text))
 
 
 def unreadable_kanji(text: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 MAX_TEXT_CHARS = 4000  # ~8 min of speech, far beyond any limit; longer input is rejected before any regex work
@@ -108,13 +108,14 @@ class SpokenText:
     """A turn as spoken (`text`, what TTS is given and the row's `text`) and as written.
 
     `original_text` is the input after `clean_text` (what the row can store: no unpaired surrogates), or None
-    when the spoken text is the same but for NFKC widths (？ and ?); the source row has the exact bytes. `footnotes` and `latin` say what the two rules below changed, for counting.
+    when the spoken text is the same but for NFKC widths (？ and ?); the source row has the exact bytes.
+    `footnotes` and `latin` say what the footnote and Latin-word rules changed, for counting.
     """
 
     text: str
     original_text: str | None
     footnotes: tuple[str, ...] = ()
-    latin: tuple[LatinReading, ...] = field(default=())
+    latin: tuple[LatinReading, ...] = ()
 
 
 def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> str:
@@ -198,8 +199,8 @@ def read_latin(text: str) -> tuple[str, tuple[LatinReading, ...]]:
     ("unspeakable_latin", naming the words) when a word has no reading.
 
     Today's voices read through pyopenjtalk-plus, which knows some words (Google, iPhone, print, AI, CSS:
-    kept as written), spells other words letter by letter (Python -> ピーワイティーエイチオーエヌ) and drops one- and
-    two-letter words it does not know (変数iとj is spoken 変数と). So: a word its dictionary reads is kept; an
+    kept as written), spells other words letter by letter (Python -> ピーワイティーエイチオーエヌ) and silently drops
+    the short ones it tags as symbols (変数iとj is spoken 変数と; it, How, AG). So: a word its dictionary reads is kept; an
     acronym (all capitals, up to `ACRONYM_LETTERS`) and a single letter are spelled, as Japanese says them (JSON
     ジェーエスオーエヌ, x エックス); another word is read with Sudachi's core dictionary where it has the word
     (Python パイソン, hello ハロー), else with e2k's character model (parallelize パラレライズ) when e2k's n-gram
@@ -233,7 +234,7 @@ def read_latin_word(word: str) -> LatinReading:
     letters = word.replace("'", "")
     if len(letters) == 1 or (letters.isupper() and len(letters) <= ACRONYM_LETTERS):
         return LatinReading(word, spell(letters), "letters")
-    if kana := _sudachi_reading(letters):
+    if kana := sudachi_reading(letters):
         return LatinReading(word, kana, "sudachi")
     c2k, ngram = _e2k()
     if ngram(letters.lower()):
@@ -272,7 +273,7 @@ def _known_to_openjtalk(word: str) -> bool:
     return len(features) == 1 and features[0]["pos"] not in ("記号", "フィラー")
 
 
-def _sudachi_reading(word: str) -> str | None:
+def sudachi_reading(word: str) -> str | None:
     """The katakana reading of `word` in Sudachi's core dictionary (installed with pyopenjtalk-plus), when it holds
     the word as one entry read as a word, not spelled (it -> アイティー is IT, not "it")."""
     for form in dict.fromkeys((word, word.lower())):
