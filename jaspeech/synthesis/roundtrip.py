@@ -20,7 +20,7 @@ _NOT_KANA = re.compile(r"[^\u30a1-\u30fa\u30fc]")
 # Kana that spell one sound two ways: small ヶ/ヵ/ヮ written for ケ/カ/ワ (一ヶ月), ヂ/ヅ for ジ/ズ (続く, 縮む),
 # ヲ for オ (the particle), ヰ/ヱ for イ/エ; ヴ for the バ row (ヴァイオリン / バイオリン), as Japanese speakers
 # and the voices say it.
-_SAME_KANA = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "ヮ": "ワ", "ヂ": "ジ", "ヅ": "ズ", "ヲ": "オ", "ヰ": "イ", "ヱ": "エ"})
+_SAME_KANA = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "ヮ": "ワ", "ヂ": "ジ", "ヅ": "ズ", "ヰ": "イ", "ヱ": "エ"})
 _VU = re.compile("ヴ([ァィェォ]?)")
 _VU_ROW = {"ァ": "バ", "ィ": "ビ", "": "ブ", "ェ": "ベ", "ォ": "ボ"}
 # The vowel each kana ends in (its row); small ャュョ make the syllable end in a/u/o (キョ ends in o).
@@ -46,7 +46,7 @@ def same_sound(kana: str) -> str:
     rule, it can only forgive such a pair, never count a right take wrong. Sounds that differ are kept: a
     missing ー (コンピュータ vs コンピューター), small ァィゥェォ (ファ vs フア), ッ.
     """
-    kana = _VU.sub(lambda m: _VU_ROW[m.group(1)], kana.translate(_SAME_KANA))
+    kana = _VU.sub(lambda m: _VU_ROW[m.group(1)], kana.translate(_SAME_KANA))  # ヲ stays ヲ until the end
     out: list[str] = []
     for c in kana:
         vowel = _VOWEL_OF.get(out[-1]) if out else None  # None after ー: コーウ stays (a third mora)
@@ -54,7 +54,9 @@ def same_sound(kana: str) -> str:
             out.append("ー")
         else:
             out.append(c)
-    return "".join(out)
+    # ヲ becomes オ only now, so that を followed by お (ヲオ) is one long vowel on both sides, not ヲオ on one
+    # and オー on the other (ワショクヲオシエテ heard as バショヲオシエテ)
+    return "".join(out).replace("ヲ", "オ")
 
 
 @lru_cache(maxsize=4096)
