@@ -7,8 +7,9 @@ dictionary, spelled, read by Sudachi's dictionary or by e2k), `unspeakable_latin
 the converters, e2k beside Sudachi's core dictionary (installed with pyopenjtalk-plus) and alkana (measured only
 where it is installed: GPL-2.0, so never a dependency), alone and combined, on the hand-labelled words of
 benchmarks/data/latin_words.tsv. With `--hear`, each speakable turn is spoken by Kokoro
-and heard by Whisper base (the offline stack), and its kana_cer is computed with and without `same_sound`: how
-many turns the one-spelling-per-sound rule changes, and how many it moves across the 0.1 threshold.
+and heard by Whisper base (the offline stack), and its kana_cer is computed with the dictionary's readings as
+written and with the one reading rule (`kana_reading`: the transcript's Latin words read as the text's, one
+spelling per sound): how many turns the rule changes, and how many it moves across the 0.1 threshold.
 
     python benchmarks/speakable.py --quick                  # the samples, 6 turns heard
     python benchmarks/speakable.py --input ja_mt_bench_question.jsonl --hear --cache heard.jsonl
@@ -130,7 +131,7 @@ def converters() -> None:
 
 
 def hear(name: str, texts: list[str], limit: int, cache_path: Path | None) -> None:
-    """kana_cer of Kokoro takes heard by Whisper base, with and without one spelling per sound."""
+    """kana_cer of Kokoro takes heard by Whisper base, with and without the one reading rule."""
     from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
     from jaspeech.synthesis.speakers import assign_speaker
     from jaspeech.synthesis.tts import make_tts
@@ -160,7 +161,7 @@ def hear(name: str, texts: list[str], limit: int, cache_path: Path | None) -> No
             crossed[(before > THRESHOLD, after > THRESHOLD)] += 1
             lines.append(f"    {before:.3f} -> {after:.3f}  {text[:40]} | heard {heard[:40]}")
     print(f"\n== {name}: {len(texts)} turns heard ({made} synthesised now, "
-          f"{time.perf_counter() - t0:.0f} s); kana_cer changed by same_sound in {changed}; "
+          f"{time.perf_counter() - t0:.0f} s); kana_cer changed by the one reading rule in {changed}; "
           f"moved from reject to keep: {crossed[(True, False)]}, from keep to reject: {crossed[(False, True)]}")
     print("\n".join(lines))
 

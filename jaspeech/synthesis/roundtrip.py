@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from jaspeech.cer import cer, normalized_cer
 from jaspeech.synthesis.reading import openjtalk_kana
+from jaspeech.synthesis.text import latin_as_spoken
 
 _NOT_KANA = re.compile(r"[^\u30a1-\u30fa\u30fc]")
 
@@ -64,10 +65,11 @@ def kana_reading(text: str) -> str:
     """Katakana pronunciation of `text` (punctuation, spaces and unreadable characters dropped).
 
     The reading the offline voices speak (`reading.openjtalk_kana`): both sides of a comparison get the
-    same frontend, so a kanji the OpenJTalk dictionary lacks (髙田) is read as it was spoken (タカダ). Spelling
-    variants of one sound are merged (`same_sound`).
+    same frontend, so a kanji the OpenJTalk dictionary lacks (髙田) is read as it was spoken (タカダ). Both sides
+    get the same reading rule: Latin-script words read as the spoken text reads them (`text.latin_as_spoken`: a
+    transcript's N is エヌ, as the text spoke it), and spelling variants of one sound merged (`same_sound`).
     """
-    return same_sound(written_kana(text))
+    return same_sound(written_kana(latin_as_spoken(text)))
 
 
 def written_kana(text: str) -> str:

@@ -209,15 +209,22 @@ def read_latin(text: str) -> tuple[str, tuple[LatinReading, ...]]:
     rather than being spoken as a string of letters. The rule depends on the text alone, so every backend
     speaks the same text.
     """
-    words = list(dict.fromkeys(m.group(0) for m in _LATIN_WORD.finditer(text)))
-    if not words:
-        return text, ()
-    readings = {w: read_latin_word(w) for w in words}
+    readings = {w: read_latin_word(w) for w in dict.fromkeys(m.group(0) for m in _LATIN_WORD.finditer(text))}
     unreadable = [w for w, r in readings.items() if r.how == "unreadable"]
     if unreadable:
         raise Unspeakable("unspeakable_latin", "no reading for " + ", ".join(unreadable[:10]))
-    spoken = _LATIN_WORD.sub(lambda m: readings[m.group(0)].reading, text)
-    return spoken, tuple(readings.values())
+    return latin_as_spoken(text), tuple(readings.values())
+
+
+def latin_as_spoken(text: str) -> str:
+    """`text` with each Latin-script word replaced as `read_latin` replaces it; a word with no reading stays.
+
+    The round trip reads a transcript through this too: the ear writes エヌ番目 as N番目 and シープラスプラス as
+    C++, which the dictionary alone would drop or spell differently from the text's reading.
+    """
+    if not _LATIN_WORD.search(text):
+        return text
+    return _LATIN_WORD.sub(lambda m: read_latin_word(m.group(0)).reading or m.group(0), text)
 
 
 @lru_cache(maxsize=8192)
