@@ -24,7 +24,7 @@ from jaspeech.synthesis.quality import QualityScorer, scorer_version, signal_che
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import (ASSISTANT_PROFILES, SpeakerProfile, assign_assistant_voice, assign_speaker,
                                           stable_hash)
-from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
+from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_turn, synthesis_pieces
 from jaspeech.synthesis.tts import TTSBackend
 
 
@@ -94,6 +94,7 @@ class Planned:
     voices: dict[int, SpeakerProfile]  # spoken turn index -> voice
     speaker: str
     extra: dict
+    originals: list[str | None] = field(default_factory=list)  # a spoken turn's text as written, if it differs
 
     def pieces(self, hub_id: str) -> list[tuple[int, SynthesisItem]]:
         """(turn, item) for every piece of every spoken turn, in turn order. A long text (a spoken response) is
@@ -124,6 +125,7 @@ class Pending:
     speaker: str
     extra: dict
     voices: dict[int, SpeakerProfile] = field(default_factory=dict)  # spoken turn index -> voice (for retakes)
+    originals: list[str | None] = field(default_factory=list)  # as Planned.originals
 
     def reject(self, reason: str, detail: str, heard: dict | None = None, keep_audio: bool = False) -> RowReject:
         """A reject of this row; with `keep_audio`, carrying its spoken turns (and what the ear heard)."""
@@ -215,18 +217,23 @@ class RowBuilder:
             extra = {**extra, "assistant_speaker": voices["assistant"].name}
 
         texts: list[str] = []
+        originals: list[str | None] = []
         for i, turn in enumerate(example.turns):
             try:
-                texts.append(self._turn_text(i, turn))
+                text, original = self._turn_text(i, turn)
+                texts.append(text)
+                originals.append(original)
             except RowReject:
                 if example.required_turns is None or i < example.required_turns:
                     raise
                 break  # an optional later exchange that cannot be used: keep the dialogue before it
         if len(texts) < len(example.turns):  # whole user/assistant exchanges only
             del texts[len(texts) - (len(texts) - example.required_turns) % 2:]
+            del originals[len(texts):]
             example.turns = example.turns[: len(texts)]
         spoken = {i: voices[turn.role] for i, turn in enumerate(example.turns) if turn.spoken}
-        return Planned(position, source_id, [t.role for t in example.turns], texts, spoken, speaker.name, extra)
+        return Planned(position, source_id, [t.role for t in example.turns], texts, spoken, speaker.name, extra,
+                       originals)
 
     def synthesize(self, planned: list[Planned]) -> list[Pending | RowReject]:
         """Every piece of every row in one `synthesize_batch` call, then each row's turns joined and checked.
@@ -268,26 +275,27 @@ class RowBuilder:
                     e.audio = reject_audio(p.texts, audios) + (e.audio or [])
                 e.position, e.source_id = p.position, p.source_id
                 return e
-        return Pending(p.position, p.source_id, p.roles, p.texts, audios, p.speaker, p.extra, p.voices)
+        return Pending(p.position, p.source_id, p.roles, p.texts, audios, p.speaker, p.extra, p.voices, p.originals)
 
-    def _turn_text(self, i: int, turn) -> str:
-        """The exact text of turn `i`: spoken turns made speakable (or rejected), responses checked.
+    def _turn_text(self, i: int, turn) -> tuple[str, str | None]:
+        """The exact text of turn `i` and, for a spoken turn whose text was rewritten, the text as written:
+        spoken turns made speakable (or rejected), responses checked.
 
         A spoken response is first checked as a response (missing, empty, wrong type), then made
         speakable like an instruction: markdown lists and headings become sentences; code, URLs, tables
         and formulas reject the row (from the speech-to-speech config only: the text config keeps it).
         """
         if not turn.spoken:
-            return _response_text(turn.text, i)
+            return _response_text(turn.text, i), None
         if turn.role == "assistant":
             _response_text(turn.text, i)
         try:
-            text = prepare_for_speech(turn.text, self._text_options(turn.role))
+            spoken = prepare_turn(turn.text, self._text_options(turn.role))
         except Unspeakable as e:
             raise RowReject(e.reason, f"turn {i}: {e.detail}" if e.detail else f"turn {i}") from None
-        if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(text)):
+        if getattr(self.tts, "reads_with_openjtalk", False) and (chars := unreadable_kanji(spoken.text)):
             raise RowReject("unreadable_kanji", f"turn {i}: no reading for {chars}")
-        return text
+        return spoken.text, spoken.original_text
 
     def finish(self, pending: list[Pending]) -> list[dict | RowReject]:
         """The round trip, then the quality stage, for several rows in one call each; then the output rows.
@@ -531,6 +539,7 @@ class RowBuilder:
                     {
                         "role": role,
                         "text": p.texts[i],
+                        "original_text": p.originals[i] if p.originals else None,
                         "audio": {"bytes": stored[i].flac, "path": None},
                         "duration": len(samples) / sr,
                         "transcript": s.transcript if s else None,
@@ -546,8 +555,8 @@ class RowBuilder:
                     }
                 )
             else:
-                turns.append({"role": role, "text": p.texts[i], "audio": None, "duration": None,
-                              "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None,
+                turns.append({"role": role, "text": p.texts[i], "original_text": None, "audio": None,
+                              "duration": None, "transcript": None, "cer": None, "kana_cer": None, "asr_passes": None,
                               "text_logprob": None, "worst_span": None, "worst_deficit": None, "takes": None,
                               "dnsmos": None, "signal": None})
         return {

@@ -16,6 +16,9 @@ from jaspeech.synthesis.quality.signal import SIGNAL_FIELDS
 TURN = {
     "role": Value("string"),  # "user" | "assistant"
     "text": Value("string"),  # user: the exact text spoken in `audio`; assistant: the response
+    # a spoken turn's text as written, when the spoken text differs beyond character widths (footnote markers
+    # dropped, Latin words in katakana, markdown as sentences: synthesis/text.py prepare_turn); else null
+    "original_text": Value("string"),
     "audio": Audio(),  # FLAC bytes; null for assistant turns
     "duration": Value("float32"),  # seconds of audio; null for assistant turns
     "transcript": Value("string"),  # ASR round-trip transcript; null if not spoken or --asr none

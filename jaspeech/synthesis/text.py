@@ -1,10 +1,11 @@
 """Text preparation for speech: make a turn speakable or say why it cannot be.
 
 `prepare_for_speech` returns the exact text handed to TTS (so the `text` column always matches the
-audio) or raises `Unspeakable` with a reject reason. Rewrites are limited to what a speaker would
-naturally drop (markdown markup, emoji, invisible characters); content a speaker cannot say without
-changing the request (code, URLs, tables, formulas) rejects the row, because the response was written
-for the original text.
+audio) or raises `Unspeakable` with a reject reason; `prepare_turn` returns it beside the original text.
+Rewrites are limited to what a speaker would naturally drop or say differently (markdown markup, emoji,
+invisible characters, footnote and citation markers, Latin-script words read in katakana); content a
+speaker cannot say without changing the request (code, URLs, tables, formulas, Latin words nothing can
+read) rejects the row, because the response was written for the original text.
 
 The language check is script based and deterministic. `langdetect` (named in the original card)
 labels short kanji strings as Chinese or Korean and is not deterministic without a fixed seed;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_TEXT_CHARS = 4000  # ~8 min of speech, far beyond any limit; longer input is rejected before any regex work
 HOPELESS = 2.0  # synthesis is skipped only for a turn estimated at more than this many times the limit
@@ -53,6 +55,21 @@ _MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
 _MD_BULLET = re.compile(r"^\s*(?:[-*+・]|\d+[.)])\s+", re.MULTILINE)
 _MD_EMPHASIS = re.compile(r"(\*\*|__|\*|~~)(?=\S)(.+?)(?<=\S)\1")
 _SENTENCE_END = "。！？!?…"
+# Footnote and citation markers, which a reader skips: [13], [a], [注 1], [注釈 1], [要出典], (注1), ※1, *1 (after
+# NFKC, so ［１］ and （注１） are matched too). A marker follows the word it annotates, so one at the start of a
+# line, after a space, a digit, a Latin letter or another bracket is left alone: "[1] まず" and "1)" are list
+# numbers, "a[1]" an index, "3*4" a product.
+_FOOTNOTE = re.compile(
+    r"(?<=[^\sA-Za-z0-9\[(*])(?:"
+    r"\[(?:[1-9]\d{0,2}|[a-z]|(?:注釈?|脚注|注記|note|nb|n) ?\d{1,3}"
+    r"|(?:要出典|要検証|要説明|要ページ番号|独自研究|疑問点|誰\?|いつ\?|どこ\?|citation needed|clarification needed)"
+    r"[^\]\n]{0,20})\]"
+    r"|\((?:注釈?|※|\*) ?\d{0,3}\)|※\d{1,3}|\*\d{1,3}(?!\d))",
+    re.IGNORECASE,
+)
+# Superscript note numbers (東京¹, 東京⁽²⁾), removed before NFKC turns them into plain digits; after a letter, a
+# digit or a bracket they are content (m², x², (a+b)²) and stay.
+_SUPERSCRIPT_NOTE = re.compile(r"(?<=[^\sA-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a)\]])⁽?[⁰¹²³⁴-⁹]+⁾?")
 
 
 def clean_text(text: str) -> str:
@@ -86,15 +103,36 @@ def _join_lines(text: str) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class SpokenText:
+    """A turn as spoken (`text`, what TTS is given and the row's `text`) and as written.
+
+    `original_text` is the input after `clean_text` (what the row can store: no unpaired surrogates), or None
+    when the spoken text is the same but for NFKC widths (？ and ?); the source row has the exact bytes.
+    `footnotes` and `latin` say what the footnote and Latin-word rules changed, for counting.
+    """
+
+    text: str
+    original_text: str | None
+    footnotes: tuple[str, ...] = ()
+    latin: tuple[LatinReading, ...] = ()
+
+
 def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> str:
     """Return the speakable form of `text` or raise `Unspeakable(reason)`."""
+    return prepare_turn(text, options).text
+
+
+def prepare_turn(text: object, options: TextOptions = TextOptions()) -> SpokenText:
+    """`prepare_for_speech`, keeping the original text and what the footnote and Latin rules changed."""
     if text is None:
         raise Unspeakable("missing_text")
     if not isinstance(text, str):
         raise Unspeakable("bad_type", f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT_CHARS:
         raise Unspeakable("too_long", f"{len(text)} characters")
-    text = unicodedata.normalize("NFKC", clean_text(text))
+    original = clean_text(text)
+    text = unicodedata.normalize("NFKC", _SUPERSCRIPT_NOTE.sub("", original))  # before NFKC makes ¹ a 1
     if not text.strip():
         raise Unspeakable("empty_text")
     if _CODE_FENCE.search(text) or any(_CODE_LIKE.search(m) for m in _INLINE_CODE.findall(text)):
@@ -105,6 +143,8 @@ def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> st
         raise Unspeakable("unspeakable_table", "markdown table")
     if _MATH.search(text):
         raise Unspeakable("unspeakable_math", "TeX formula")
+    footnotes = tuple(m.group(0) for m in _FOOTNOTE.finditer(text))
+    text = _FOOTNOTE.sub("", text)  # before the emphasis rule, which would pair the stars of "*1 ... *2"
     text = _INLINE_CODE.sub(r"\1", text)
     text = _HTML_TAG.sub("", text)
     text = _MD_HEADER.sub("", text)
@@ -117,12 +157,159 @@ def prepare_for_speech(text: object, options: TextOptions = TextOptions()) -> st
     language = detect_language(text)
     if language != "ja":
         raise Unspeakable("not_japanese", f"detected {language}")
+    text, latin = read_latin(text)  # after the language check: an English turn must not pass as katakana
     seconds = estimate_seconds(text, options)
     if seconds > HOPELESS * options.max_seconds:
         raise Unspeakable(
             "too_long", f"estimated {seconds:.0f} s of speech, over {HOPELESS:g}x the {options.max_seconds:g} s limit"
         )
-    return text
+    superscripts = tuple(_SUPERSCRIPT_NOTE.findall(original))
+    same = unicodedata.normalize("NFKC", original) == text  # only widths differ (？ and ?, ＡＩ and AI)
+    return SpokenText(text, None if same else original, superscripts + footnotes, latin)
+
+
+# --- Latin-script words ---------------------------------------------------------------------------
+
+# The Japanese names of the letters, as pyopenjtalk-plus spells an acronym it knows (CSS -> シーエスエス).
+LETTER_NAMES = dict(zip(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "エー ビー シー ディー イー エフ ジー エイチ アイ ジェー ケー エル エム エヌ オー ピー キュー アール エス ティー "
+    "ユー ブイ ダブリュー エックス ワイ ゼット".split(),
+))
+# A word right after a number is a unit or a model name (3776m, 20kg, 5G, 2LDK): pyopenjtalk-plus reads those in
+# context (サンゼンナナヒャクナナジューロクメートル, ニジュッキログラム), so they are left to it.
+_LATIN_WORD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]+(?:'[A-Za-z]+)*(?:-[A-Za-z]+(?:'[A-Za-z]+)*)*")
+ACRONYM_LETTERS = 4  # an all-capital word up to this long is an acronym, spelled (AI, CEO, HTML); longer: a word
+SPELL_LETTERS = 3  # a word the converter finds unpronounceable is spelled up to this long (dp, str), else rejected
+
+
+@dataclass(frozen=True)
+class LatinReading:
+    """How one Latin-script word is spoken: `how` is "dictionary" (pyopenjtalk-plus reads it as a word: kept as
+    written), "letters" (spelled with `LETTER_NAMES`), "sudachi" (Sudachi's dictionary reading), "e2k" (e2k's
+    katakana), "unreadable", or for a hyphenated word its parts' joined with "+"."""
+
+    word: str
+    reading: str
+    how: str
+
+
+def read_latin(text: str) -> tuple[str, tuple[LatinReading, ...]]:
+    """`text` with its Latin-script words replaced by what the voice should say; raises `Unspeakable`
+    ("unspeakable_latin", naming the words) when a word has no reading.
+
+    Today's voices read through pyopenjtalk-plus, which knows some words (Google, iPhone, print, AI, CSS:
+    kept as written), spells other words letter by letter (Python -> ピーワイティーエイチオーエヌ) and silently drops
+    the short ones it tags as symbols (変数iとj is spoken 変数と; it, How, AG). So: a word its dictionary reads is kept; an
+    acronym (all capitals, up to `ACRONYM_LETTERS`) and a single letter are spelled, as Japanese says them (JSON
+    ジェーエスオーエヌ, x エックス); another word is read with Sudachi's core dictionary where it has the word
+    (Python パイソン, hello ハロー), else with e2k's character model (parallelize パラレライズ) when e2k's n-gram
+    model finds it pronounceable (benchmarks/speakable.py measures both); a short unpronounceable word (dp, str)
+    is spelled; a longer one (xkcdqz) cannot be read and rejects the turn
+    rather than being spoken as a string of letters. The rule depends on the text alone, so every backend
+    speaks the same text.
+    """
+    readings = {w: read_latin_word(w) for w in dict.fromkeys(m.group(0) for m in _LATIN_WORD.finditer(text))}
+    unreadable = [w for w, r in readings.items() if r.how == "unreadable"]
+    if unreadable:
+        raise Unspeakable("unspeakable_latin", "no reading for " + ", ".join(unreadable[:10]))
+    return latin_as_spoken(text), tuple(readings.values())
+
+
+def latin_as_spoken(text: str) -> str:
+    """`text` with each Latin-script word replaced as `read_latin` replaces it; a word with no reading stays.
+
+    The round trip reads a transcript through this too: the ear writes エヌ番目 as N番目 and シープラスプラス as
+    C++, which the dictionary alone would drop or spell differently from the text's reading.
+    """
+    if not _LATIN_WORD.search(text):
+        return text
+    return _LATIN_WORD.sub(lambda m: read_latin_word(m.group(0)).reading or m.group(0), text)
+
+
+@lru_cache(maxsize=8192)
+def read_latin_word(word: str) -> LatinReading:
+    """One word (hyphenated parts read one by one, joined without the hyphen): see `read_latin`."""
+    if "-" in word:
+        parts = [read_latin_word(p) for p in word.split("-")]
+        if all(p.how == "dictionary" for p in parts):
+            return LatinReading(word, word, "dictionary")
+        how = "unreadable" if any(p.how == "unreadable" for p in parts) else "+".join(p.how for p in parts)
+        return LatinReading(word, "".join(spoken_as(p) for p in parts), how)
+    if _known_to_openjtalk(word):
+        return LatinReading(word, word, "dictionary")
+    letters = word.replace("'", "")
+    if len(letters) == 1 or (letters.isupper() and len(letters) <= ACRONYM_LETTERS):
+        return LatinReading(word, spell(letters), "letters")
+    if kana := sudachi_reading(letters):
+        return LatinReading(word, kana, "sudachi")
+    c2k, ngram = _e2k()
+    if ngram(letters.lower()):
+        kana = c2k(letters.lower())
+        if kana:
+            return LatinReading(word, kana, "e2k")
+    if len(letters) <= SPELL_LETTERS:
+        return LatinReading(word, spell(letters), "letters")
+    return LatinReading(word, "", "unreadable")
+
+
+def spell(letters: str) -> str:
+    """The word spelled letter by letter in katakana (`LETTER_NAMES`)."""
+    return "".join(LETTER_NAMES[c] for c in letters.upper())
+
+
+def spoken_as(r: LatinReading) -> str:
+    """The katakana the voice says for the word: its reading, or for a dictionary word the dictionary's."""
+    if r.how != "dictionary":
+        return r.reading
+    import pyopenjtalk
+
+    return "".join(f["pron"].replace("’", "") for f in pyopenjtalk.run_frontend(r.word, use_sudachi_kanji_yomi=False))
+
+
+@lru_cache(maxsize=8192)
+def _known_to_openjtalk(word: str) -> bool:
+    """pyopenjtalk-plus reads `word` as one dictionary word (AI, CSS, Google; not a filler it spells out, nor
+    symbols it drops). Checked on the word alone: in a sentence the same dictionary entry applies."""
+    try:
+        import pyopenjtalk
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("reading Latin-script words needs pyopenjtalk-plus and e2k: "
+                          "`pip install 'jaspeech[offline]'`") from e
+    features = pyopenjtalk.run_frontend(word, use_sudachi_kanji_yomi=False)
+    return len(features) == 1 and features[0]["pos"] not in ("記号", "フィラー")
+
+
+def sudachi_reading(word: str) -> str | None:
+    """The katakana reading of `word` in Sudachi's core dictionary (installed with pyopenjtalk-plus), when it holds
+    the word as one entry read as a word, not spelled (it -> アイティー is IT, not "it")."""
+    for form in dict.fromkeys((word, word.lower())):
+        morphemes = _sudachi().tokenize(form)
+        if len(morphemes) == 1 and not morphemes[0].is_oov():
+            kana = morphemes[0].reading_form()
+            if _KATAKANA_WORD.fullmatch(kana) and kana != spell(word):
+                return kana
+    return None
+
+
+_KATAKANA_WORD = re.compile("[\u30a1-\u30fa\u30fc]+")
+
+
+@lru_cache(maxsize=1)
+def _sudachi():
+    from sudachipy import dictionary
+
+    return dictionary.Dictionary(dict="core").create()
+
+
+@lru_cache(maxsize=1)
+def _e2k():
+    """e2k's character-to-katakana model (greedy, deterministic) and its pronounceability n-gram model."""
+    try:
+        from e2k import C2K, NGram
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("reading Latin-script words needs e2k: `pip install 'jaspeech[offline]'`") from e
+    return C2K(max_len=32), NGram()
 
 
 # --- language -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from jaspeech.synthesis.reading import KanaReading, default_reading, openjtalk_kana
-from jaspeech.synthesis.roundtrip import kana_reading
+from jaspeech.synthesis.roundtrip import kana_reading, same_sound
 from jaspeech.synthesis.speakers import speaker_by_name
 from jaspeech.synthesis.tts import make_tts
 from jaspeech.synthesis.tts.tone import ToneTTS
@@ -31,8 +31,9 @@ def test_kana_reading_is_what_the_backend_receives():
     assert inner.said == [("ニホンデイチバンタカイヤマワナンデスカ。フジサンデス！", "spk02", 5)]
     assert sr == 16000 and audio.size == 10
     assert tts.reads_with_openjtalk and tts.name == "recorder, fed OpenJTalk kana readings"
-    # the reading keeps the punctuation that paces speech, and is the reading the round trip scores
-    assert kana_reading(text) == openjtalk_kana(text).replace("。", "").replace("！", "")
+    # the reading keeps the punctuation that paces speech, and is the reading the round trip scores (with one
+    # spelling per sound: デイ of で一番 is written デー there, on both sides of the comparison)
+    assert kana_reading(text) == same_sound(openjtalk_kana(text).replace("。", "").replace("！", ""))
     assert openjtalk_kana("約50%です") == "ヤクゴジュッパーセントデス" and openjtalk_kana("  ") == ""
 
 
