@@ -40,6 +40,8 @@ class SynthesisOptions:
     # below `min_dnsmos` (`low_quality`) or a silence longer than `max_silence` seconds (`long_silence`)
     min_dnsmos: float | None = None
     max_silence: float | None = None
+    # a dialogue that ends on a user turn (`Example.unanswered`): keep-exchanges | speak | reject (--trailing-user)
+    trailing_user: str = "keep-exchanges"
 
 
 @dataclass
@@ -184,6 +186,8 @@ class RowBuilder:
             raise RowReject("malformed", raw.detail)
         example = self.config.adapter(raw)
         extra = self.corpus.check_extra(example.extra) if self.corpus.check_extra else example.extra
+        if example.unanswered:
+            extra = {**extra, **self._trailing_user(example)}
         speaker = assign_speaker(self.config.hub_id, source_id)
         voices = {"user": speaker}
         if self.config.speak != "user":  # speech-to-speech configs: the assistant speaks in its own voice
@@ -205,6 +209,22 @@ class RowBuilder:
             example.turns = example.turns[: len(texts)]
         spoken = {i: voices[turn.role] for i, turn in enumerate(example.turns) if turn.spoken}
         return Planned(position, source_id, [t.role for t in example.turns], texts, spoken, speaker.name, extra)
+
+    def _trailing_user(self, example) -> dict:
+        """Apply --trailing-user to a dialogue that ends on a user turn; returns its provenance (where the config's
+        schema records one). keep-exchanges cuts it after its last assistant turn (no assistant turn: nothing to
+        keep, `no_response`), speak keeps it, reject rejects it (`no_response`)."""
+        choice = self.options.trailing_user
+        last = max((i for i, t in enumerate(example.turns) if t.role == "assistant"), default=None)
+        if choice == "reject" or (choice == "keep-exchanges" and last is None):
+            raise RowReject("no_response", "the dialogue ends on a user turn, with no assistant reply after it"
+                            + ("" if last is None else " (--trailing-user keep-exchanges keeps its earlier exchanges)"))
+        record = {"trailing_user": "spoken", "dropped_turns": []}
+        if choice == "keep-exchanges":
+            dropped, example.turns = example.turns[last + 1:], example.turns[: last + 1]
+            record = {"trailing_user": "kept-exchanges", "dropped_turns": [
+                {"role": t.role, "text": t.text if isinstance(t.text, str) else None} for t in dropped]}
+        return {"provenance": record} if "provenance" in self.corpus.features_of(self.config.name) else {}
 
     def synthesize(self, planned: list[Planned]) -> list[Pending | RowReject]:
         """Every piece of every row in one `synthesize_batch` call, then each row's turns joined and checked.
@@ -521,6 +541,7 @@ def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> R
         SynthesisOptions(plan["max_kana_cer"], TextOptions(max_seconds=plan["max_seconds"]),
                          TextOptions(max_seconds=plan.get("max_response_seconds") or 600.0),
                          keep_reject_audio=bool(plan.get("keep_reject_audio")),
-                         min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence")),
+                         min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence"),
+                         trailing_user=plan.get("trailing_user") or "keep-exchanges"),
         make_quality(plan.get("quality") or "none"),
     )

@@ -44,7 +44,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     spec = corpus_spec(plan["corpus"], [plan])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan, out)
-    source = open_source(spec, plan["input"], cfg, plan["split"])
+    source = open_source(spec, plan["input"], cfg, plan["split"], bool(plan.get("skip_unreadable")), out)
     writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features_of(cfg.name),
                          keep_reject_audio=plan.get("keep_reject_audio", False))
     duplicates = plan["duplicates"]
