@@ -37,6 +37,7 @@ class Progress:
         total = sum(shard_rows(plan["num_rows"], plan["num_shards"], k) for k in shards)
         self.bar = tqdm(total=total, unit="row", desc=plan["config"], disable=quiet, file=file or sys.stderr,
                         dynamic_ncols=True, mininterval=0)
+        self.rows = 0  # input rows done (tqdm counts nothing when disabled by --quiet)
         self.hours = 0.0
         self.shards_done = 0
         self.shards_total = len(shards)
@@ -61,6 +62,7 @@ class Progress:
             self._show(max(0, manifest["rows"] + manifest["rejects"] - n), manifest["audio_hours"] - secs / 3600)
 
     def _show(self, rows: int, hours: float) -> None:
+        self.rows += rows
         self.hours += hours
         self.bar.set_postfix(hours=f"{self.hours:.3f}", shards=f"{self.shards_done}/{self.shards_total}",
                              refresh=False)
