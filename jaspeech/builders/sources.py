@@ -122,7 +122,7 @@ class InputSource:
             self.files = [SAMPLES_DIR / f"{config_name}.jsonl"]
         elif spec.startswith(HUB_PREFIX):
             if not HUB_ID.fullmatch(self.hub_name):
-                raise FileNotFoundError(f"--input {spec!r}: after {HUB_PREFIX!r} comes a hub dataset id, owner/name")
+                raise FileNotFoundError(f"--input {spec!r}: after 'hub:' comes a hub dataset id, owner/name")
             self.files = []
         elif Path(spec).exists():
             p = Path(spec)
@@ -135,7 +135,7 @@ class InputSource:
         elif looks_local(spec):
             raise FileNotFoundError(
                 f"--input {spec!r}: no such file or folder (looked in {Path.cwd()}). Check the path; if you meant "
-                f"a Hugging Face Hub dataset, pass its id as owner/name, or {HUB_PREFIX}owner/name when the id "
+                f"a Hugging Face Hub dataset, pass its id as owner/name, or hub:owner/name when the id "
                 "looks like a file name")
         elif HUB_ID.fullmatch(spec):
             self.files = []
