@@ -132,8 +132,10 @@ def test_the_bar_moves_per_group_on_a_one_shard_build_and_sums_the_workers(tmp_p
         seen.append((rows, bar.shards_done, seconds > 0))
         bar.advance(shard, rows, seconds)
 
-    executors.run_local(opts.out, plan, [0], 1, bar.update, advance)
+    manifests = []
+    executors.run_local(opts.out, plan, [0], 1, lambda m: (manifests.append(m), bar.update(m)), advance)
     bar.close()
+    assert manifests[0]["peak_rss_mb"] > 50  # the worker's peak resident memory, recorded with the shard
     assert [(rows, done) for rows, done, _ in seen] == [(2, 0), (2, 0), (2, 0)] and any(s for *_, s in seen)
     shown = buf.getvalue()
     assert "2/6" in shown and "4/6" in shown and "6/6" in shown  # tqdm's own lines, per group
