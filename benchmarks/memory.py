@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--group-rows", type=int, default=None, help="rows per group (default: the build's, 16)")
     ap.add_argument("--only", choices=("models", "short", "dialogues"), nargs="+", default=None,
                     help="measure only these cases")
-    ap.add_argument("--build-flags", default="", help="more `jaspeech build` flags for every case, e.g. '--quality none'")
+    ap.add_argument("--build-flags", default="",
+                    help="more `jaspeech build` flags for every case, e.g. '--quality none'")
     args = ap.parse_args()
     short, n_dialogues = (2, 3) if args.quick else (8, 30)
     group = (["--group-rows", str(args.group_rows)] if args.group_rows else []) + args.build_flags.split()

@@ -98,8 +98,8 @@ class BuildOptions:
 
 
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
-PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "skip_unreadable", "trailing_user", "tts", "tts_model", "tts_reading", "speakers", "asr",
-                "asr_model",
+PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "skip_unreadable", "trailing_user", "tts", "tts_model",
+                "tts_reading", "speakers", "asr", "asr_model",
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer",
                 "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
                 "max_silence", *SOURCE_OPTIONS)
