@@ -34,9 +34,10 @@ _FILE_ENDINGS = (*_LOCAL_SUFFIXES, ".csv", ".tsv", ".txt", ".gz", ".zst", ".arro
 
 
 def looks_local(spec: str) -> bool:
-    """Whether `spec` names a local path rather than a hub id (owner/name): the rule for a missing `--input`."""
+    """Whether `spec` names a local path rather than a hub id (owner/name): the rule for a missing `--input`. An
+    `owner/name` whose `owner` is a folder here is local too (`data/rows` beside a `data/` folder)."""
     return (spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
-            or spec.lower().endswith(_FILE_ENDINGS))
+            or spec.lower().endswith(_FILE_ENDINGS) or ("/" in spec and Path(spec.split("/")[0]).is_dir()))
 
 
 def _hidden(rel: Path) -> bool:

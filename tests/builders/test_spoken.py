@@ -465,7 +465,7 @@ def test_a_missing_relative_path_fails_at_once_without_the_hub(tmp_path, monkeyp
     monkeypatch.setattr(datasets, "load_dataset", no_hub)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
-    for missing in ("data/nope.jsonl", "./nope", "data/sub/rows", "nope.parquet"):
+    for missing in ("data/nope.jsonl", "./nope", "data/sub/rows", "nope.parquet", "data/rows"):
         assert spoken(tmp_path / "o", "x", missing) == 2, missing
         err = capsys.readouterr().err
         assert "no such file or folder" in err and "hub:owner/name" in err, err
