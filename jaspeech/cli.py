@@ -30,10 +30,19 @@ def _build_parser(sub) -> None:
                    "responses too, into <config>-s2s (speech-to-speech); assistant: only the responses, into "
                    "<config>-spoken-response. The text config is left as it is")
     p.add_argument("--input", default=None,
-                   help="hub id (default: the source's), a local JSONL/JSON/Parquet file or folder, or 'sample'")
+                   help="hub id (default: the source's; hub:owner/name when the id looks like a file name), a local "
+                   "JSONL/JSON/Parquet file or folder, or 'sample'. A folder: its .jsonl, .json and .parquet files in "
+                   "path order, hidden files and folders skipped; a missing local-looking path fails at once")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="a folder input: skip the files it cannot read (e.g. .csv, README.md) instead of failing; "
+                   "each skipped file is listed in the plan and the card")
     p.add_argument("--split", default="train", help="split to read from a hub input")
     p.add_argument("--out", required=True, type=Path, help="output folder (a dataset repo)")
     p.add_argument("--limit", type=int, default=None, help="only the first N input rows")
+    p.add_argument("--trailing-user", default="keep-exchanges", choices=("keep-exchanges", "speak", "reject"),
+                   help="a dialogue that ends on a user turn with no reply: keep-exchanges (default: keep it up to "
+                   "its last complete exchange, the dropped turn recorded in the row's provenance), speak (speak the "
+                   "last user turn too, unanswered) or reject (no_response)")
     p.add_argument("--tts", default="kokoro", choices=TTS_BACKENDS)
     p.add_argument("--tts-model", default=None, help="model folder for --tts cosyvoice2 (upstream's CosyVoice2-0.5B folder, unchanged)")
     p.add_argument("--tts-reading", default=None, choices=("text", "kana"),
@@ -126,6 +135,13 @@ def _build_parser(sub) -> None:
                    help="the Hub licence id of the source's text (e.g. apache-2.0, cc-by-4.0; required), or other")
     g.add_argument("--license-name", default=None, help="with --license other: a short name the Hub shows")
     g.add_argument("--license-link", default=None, help="with --license other: where the terms are")
+    g.add_argument("--allow-nd", action="store_true",
+                   help="accept a no-derivatives licence (cc-by-nd-4.0, ...): a spoken corpus is a derivative of the "
+                   "text, so only with the rights holder's permission")
+    g.add_argument("--source-name", default=None,
+                   help="the source's name for the card and the source_dataset column (a hub id such as "
+                   "owner/name, or a free name); default: the hub id, or the input file's or folder's name")
+    g.add_argument("--source-url", default=None, help="where the source is published, linked from the card")
     p.add_argument("--overwrite", action="store_true", help="discard an existing build of this config")
     p.add_argument("--quiet", action="store_true")
 

@@ -72,9 +72,9 @@ def build(opts: BuildOptions) -> dict:
     try:
         if opts.executor == "ray":
             executors.run_ray(opts.out, plan, todo, opts.ray_address, opts.gpus_per_task, opts.cpus_per_task,
-                              progress.update)
+                              progress.update, progress.advance)
         else:
-            executors.run_local(opts.out, plan, todo, opts.workers, progress.update)
+            executors.run_local(opts.out, plan, todo, opts.workers, progress.update, progress.advance)
     finally:
         progress.close()
 

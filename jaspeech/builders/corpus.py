@@ -14,7 +14,7 @@ from jaspeech.builders.schema import Example
 # among them: the card is made from the stored plans, whenever and wherever `jaspeech card` runs.
 SOURCE_OPTIONS = ("format", "messages_column", "role_key", "content_key", "user_role", "assistant_role",
                   "system_role", "instruction_column", "input_column", "output_column", "id_column", "template",
-                  "license", "license_name", "license_link")
+                  "license", "license_name", "license_link", "allow_nd", "source_name", "source_url")
 
 
 @dataclass(frozen=True)

@@ -80,14 +80,8 @@ def spoken_pieces(forced: Forced) -> list[int]:
 
 def worst_span(forced: Forced, window: int, floor: float = -1.0) -> Span | None:
     """The stretch of `window` consecutive spoken pieces (fewer for a shorter text) with the largest mean deficit."""
-    keep = spoken_pieces(forced)
-    if not keep:
-        return None
-    d = deficits(forced, floor)[keep]
-    w = min(window, d.size)
-    means = np.convolve(d, np.ones(w) / w, mode="valid")
-    i = int(np.argmax(means))
-    return _span(forced, keep[i : i + w], float(means[i]))
+    found = stretches(forced, window, floor)
+    return found[0] if found else None
 
 
 def tail_span(forced: Forced, floor: float = -1.0) -> Span | None:
@@ -109,16 +103,56 @@ def _span(forced: Forced, pieces: list[int], deficit: float) -> Span:
                 float(forced.ends[last - 1]), deficit)
 
 
+def stretches(forced: Forced, window: int, floor: float = -1.0) -> list[Span]:
+    """Every stretch of `window` consecutive spoken pieces, the least supported first."""
+    keep = spoken_pieces(forced)
+    if not keep:
+        return []
+    d = deficits(forced, floor)[keep]
+    w = min(window, d.size)
+    means = np.convolve(d, np.ones(w) / w, mode="valid")
+    return [_span(forced, keep[i : i + w], float(means[i])) for i in np.argsort(-means, kind="stable")]
+
+
+def heard_there(forced: Forced, span: Span, margin: float = 0.3) -> bool:
+    """Whether the ear's own transcript says the stretch's sound where the stretch is: its reading is found, within
+    one mora in three, in the reading of the own transcript's pieces aligned within `margin` seconds of it.
+
+    The forced score is over spellings: a text the ear would have written otherwise (以下五桁 heard as いかごけた,
+    安土桃山 as アズチモモ山, 箇条書き as 化状楽器) falls far below the ear's own guess although the audio says it. The
+    one reading rule of the kana comparison (`roundtrip.kana_reading`) tells a spelling from a sound."""
+    from jaspeech.synthesis.roundtrip import kana_reading
+
+    said = kana_reading("".join(forced.tokens[span.first : span.last]))
+    if not said:
+        return False
+    own = "".join(t for t, s, e in zip(forced.own_tokens, forced.own_starts, forced.own_ends)
+                  if s <= span.end + margin and e >= span.start - margin)
+    heard = kana_reading(own)
+    if not heard:
+        return False
+    from jaspeech.cer import char_edits
+
+    n = len(said)
+    best = min(char_edits(said, heard[i : i + m]) for m in range(max(1, n - 1), n + 2)
+               for i in range(max(1, len(heard) - m + 1)))
+    return best <= n // 3
+
+
 def forced_fails(forced: Forced, rule: EarRule) -> Span | None:
-    """The stretch that the audio does not support (the worst stretch, else an unsaid end), or None when every
-    stretch is supported."""
-    span = worst_span(forced, rule.window, rule.floor)
-    if span is None:  # nothing to say: only a text of punctuation, which never reaches the ear
-        return None
-    if span.deficit > rule.max_deficit:
-        return span
+    """The stretch that the audio does not support, or None when every stretch is supported.
+
+    A stretch fails when its deficit is over `max_deficit` and the ear's own transcript does not say its sound
+    there either (`heard_there`); then the text's end is checked the same way (`tail_span`, `max_tail_deficit`)."""
+    for span in stretches(forced, rule.window, rule.floor):
+        if span.deficit <= rule.max_deficit:
+            break
+        if not heard_there(forced, span):
+            return span
     tail = tail_span(forced, rule.floor)
-    return tail if tail is not None and tail.deficit > rule.max_tail_deficit else None
+    if tail is not None and tail.deficit > rule.max_tail_deficit and not heard_there(forced, tail):
+        return tail
+    return None
 
 
 def verdict(text: str, forced: Forced, rule: EarRule) -> dict:

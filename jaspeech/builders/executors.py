@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -19,28 +20,53 @@ import jinja2
 from tqdm import tqdm
 
 from jaspeech.builders.plan import COMMAND_OPTIONS, option_flags
-from jaspeech.builders.shards import run_shard, shard_rows
+from jaspeech.builders.shards import ProgressCallback, run_shard, shard_rows
 
 SLURM_TEMPLATE = Path(__file__).parent / "templates" / "slurm.sbatch.j2"
 
 
 class Progress:
-    """One progress bar over all workers: input rows done, audio hours, shards, and tqdm's ETA."""
+    """One progress bar over all workers: input rows done, audio hours, shards, and tqdm's ETA.
 
-    def __init__(self, plan: dict, shards: list[int], quiet: bool) -> None:
+    It moves per group (`advance`, from `run_shard`'s progress callback, through a queue from worker processes or
+    Ray tasks) and settles per shard (`update`, from the manifest): a shard's total comes from its manifest, so a
+    group report lost or arriving late (a retried Ray task) never counts twice.
+    """
+
+    def __init__(self, plan: dict, shards: list[int], quiet: bool, file=None) -> None:
         total = sum(shard_rows(plan["num_rows"], plan["num_shards"], k) for k in shards)
-        self.bar = tqdm(total=total, unit="row", desc=plan["config"], disable=quiet, file=sys.stderr,
-                        dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="row", desc=plan["config"], disable=quiet, file=file or sys.stderr,
+                        dynamic_ncols=True, mininterval=0)
+        self.rows = 0  # input rows done (tqdm counts nothing when disabled by --quiet)
         self.hours = 0.0
         self.shards_done = 0
         self.shards_total = len(shards)
+        self._reported: dict[int, tuple[int, float]] = {}  # shard -> (rows, seconds) reported by groups so far
+        self._done: set[int] = set()
+        self._lock = threading.Lock()  # groups are reported from a queue-draining thread
+
+    def advance(self, shard: int, rows: int, seconds: float) -> None:
+        with self._lock:
+            if shard in self._done:
+                return
+            n, secs = self._reported.get(shard, (0, 0.0))
+            self._reported[shard] = (n + rows, secs + seconds)
+            self._show(rows, seconds / 3600)
 
     def update(self, manifest: dict) -> None:
-        self.hours += manifest["audio_hours"]
-        self.shards_done += 1
+        with self._lock:
+            shard = manifest["shard"]
+            n, secs = self._reported.pop(shard, (0, 0.0))
+            self._done.add(shard)
+            self.shards_done += 1
+            self._show(max(0, manifest["rows"] + manifest["rejects"] - n), manifest["audio_hours"] - secs / 3600)
+
+    def _show(self, rows: int, hours: float) -> None:
+        self.rows += rows
+        self.hours += hours
         self.bar.set_postfix(hours=f"{self.hours:.3f}", shards=f"{self.shards_done}/{self.shards_total}",
                              refresh=False)
-        self.bar.update(manifest["rows"] + manifest["rejects"])
+        self.bar.update(rows)
 
     def close(self) -> None:
         self.bar.close()
@@ -62,11 +88,13 @@ def visible_gpus() -> list[str]:
 
 
 _SLOT = None
+_PROGRESS = None  # a worker's queue of group reports to the driver's bar
 
 
-def _init_worker(threads: int, gpus: list[str], slot) -> None:
+def _init_worker(threads: int, gpus: list[str], slot, progress=None) -> None:
     """Runs once in each fresh worker: pin it to one GPU (round robin) and to its share of the cores."""
-    global _SLOT
+    global _SLOT, _PROGRESS
+    _PROGRESS = progress
     with slot.get_lock():
         _SLOT = slot.value
         slot.value += 1
@@ -77,29 +105,46 @@ def _init_worker(threads: int, gpus: list[str], slot) -> None:
 
 
 def _run_task(args: tuple) -> dict:
-    out, plan, shard = args
-    return run_shard(Path(out), plan, shard)
+    out, plan, shard = args[:3]
+    queue = args[3] if len(args) > 3 else _PROGRESS  # a Ray task gets its queue with the task
+    return run_shard(Path(out), plan, shard, None if queue is None else lambda *report: queue.put(report))
 
 
-def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None]) -> None:
+def _drain(get: Callable[[], tuple | None], on_progress: ProgressCallback) -> None:
+    """Hand group reports to the bar until the None that ends them."""
+    while (report := get()) is not None:
+        on_progress(*report)
+
+
+def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None],
+              on_progress: ProgressCallback | None = None) -> None:
     if workers <= 1 or len(shards) <= 1:
         for k in shards:
-            on_done(_run_task((str(out), plan, k)))
+            on_done(run_shard(Path(out), plan, k, on_progress))
         return
     gpus = visible_gpus()
     # each worker's share of the cores; JASPEECH_WORKER_THREADS overrides (e.g. to oversubscribe)
     threads = int(os.environ.get("JASPEECH_WORKER_THREADS", "0")) or max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")  # fresh interpreters: CUDA and thread settings apply cleanly
     slot = ctx.Value("i", 0)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot)) as pool:
-        for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k) for k in shards]):
-            on_done(manifest)
+    queue = ctx.SimpleQueue() if on_progress is not None else None  # the workers' group reports
+    drainer = threading.Thread(target=_drain, args=(queue.get, on_progress), daemon=True) if queue else None
+    if drainer:
+        drainer.start()
+    try:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot, queue)) as pool:
+            for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k) for k in shards]):
+                on_done(manifest)
+    finally:
+        if drainer:
+            queue.put(None)
+            drainer.join()
 
 
 # --- Ray ------------------------------------------------------------------------------------------
 
 def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_per_task: float,
-            cpus_per_task: float, on_done: Callable[[dict], None]) -> None:
+            cpus_per_task: float, on_done: Callable[[dict], None], on_progress: ProgressCallback | None = None) -> None:
     """One Ray task per shard. `address`: 'auto' or ray://... for a running cluster, None for a local one.
 
     On a cluster, `out` must be on a filesystem every node sees (tasks write their shard there).
@@ -112,11 +157,25 @@ def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_
     if started_here:
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     try:
+        from ray.util.queue import Empty, Queue
+
+        queue = Queue() if on_progress is not None else None  # group reports of every task, drained here
         task = ray.remote(num_gpus=gpus_per_task, num_cpus=cpus_per_task, max_retries=2)(_run_task)
-        pending = [task.remote((str(out), plan, k)) for k in shards]
+        pending = [task.remote((str(out), plan, k, queue)) for k in shards]
+
+        def drain() -> None:
+            while queue is not None:
+                try:
+                    on_progress(*queue.get_nowait())
+                except Empty:
+                    return
+
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            on_done(ray.get(done[0]))
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            drain()
+            for ref in done:
+                on_done(ray.get(ref))
+        drain()
     finally:
         if started_here:
             ray.shutdown()

@@ -46,6 +46,12 @@ class SynthesisOptions:
     # row is rejected (each retake with the next seed of the row, in the same voice)
     rule: EarRule | None = field(default_factory=EarRule)
     max_takes: int = 3
+    # a dialogue that ends on a user turn (`Example.unanswered`): keep-exchanges | speak | reject (--trailing-user)
+    trailing_user: str = "keep-exchanges"
+
+
+# a retake's pace against the voice's own (take 2: 7 % slower, take 3: 7 % faster)
+RETAKE_PACE = (0.93, 1.07)
 
 
 @dataclass
@@ -106,9 +112,13 @@ class Planned:
 def turn_items(hub_id: str, source_id: str, turn: int, text: str, voice: SpeakerProfile,
                take: int = 1) -> list[SynthesisItem]:
     """The synthesis items of one spoken turn's take: its pieces, seeded by the row, the turn and the take alone
-    (take 1 keeps the seeds every earlier build used; a retake draws the next seed of the same row)."""
+    (take 1 keeps the seeds every earlier build used). A retake draws the next seed of the same row, in the same
+    voice at a slightly different pace (`RETAKE_PACE`): a deterministic voice (Kokoro, OpenJTalk) says a text the
+    same way whatever the seed, so only its pace can give the ear another take."""
     key = ("seed", hub_id, source_id, str(turn)) + (() if take == 1 else (f"take{take}",))
     seed = stable_hash(*key) % (2**31)
+    if take > 1:
+        voice = replace(voice, speed=round(voice.speed * RETAKE_PACE[(take - 2) % len(RETAKE_PACE)], 4))
     return [SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))
             for k, piece in enumerate(synthesis_pieces(text))]
 
@@ -208,6 +218,8 @@ class RowBuilder:
             raise RowReject("malformed", raw.detail)
         example = self.config.adapter(raw)
         extra = self.corpus.check_extra(example.extra) if self.corpus.check_extra else example.extra
+        if example.unanswered:
+            extra = {**extra, **self._trailing_user(example)}
         speaker = assign_speaker(self.config.hub_id, source_id)
         voices = {"user": speaker}
         if self.config.speak != "user":  # speech-to-speech configs: the assistant speaks in its own voice
@@ -234,6 +246,22 @@ class RowBuilder:
         spoken = {i: voices[turn.role] for i, turn in enumerate(example.turns) if turn.spoken}
         return Planned(position, source_id, [t.role for t in example.turns], texts, spoken, speaker.name, extra,
                        originals)
+
+    def _trailing_user(self, example) -> dict:
+        """Apply --trailing-user to a dialogue that ends on a user turn; returns its provenance (where the config's
+        schema records one). keep-exchanges cuts it after its last assistant turn (no assistant turn: nothing to
+        keep, `no_response`), speak keeps it, reject rejects it (`no_response`)."""
+        choice = self.options.trailing_user
+        last = max((i for i, t in enumerate(example.turns) if t.role == "assistant"), default=None)
+        if choice == "reject" or (choice == "keep-exchanges" and last is None):
+            raise RowReject("no_response", "the dialogue ends on a user turn, with no assistant reply after it"
+                            + ("" if last is None else " (--trailing-user keep-exchanges keeps its earlier exchanges)"))
+        record = {"trailing_user": "spoken", "dropped_turns": []}
+        if choice == "keep-exchanges":
+            dropped, example.turns = example.turns[last + 1:], example.turns[: last + 1]
+            record = {"trailing_user": "kept-exchanges", "dropped_turns": [
+                {"role": t.role, "text": t.text if isinstance(t.text, str) else None} for t in dropped]}
+        return {"provenance": record} if "provenance" in self.corpus.features_of(self.config.name) else {}
 
     def synthesize(self, planned: list[Planned]) -> list[Pending | RowReject]:
         """Every piece of every row in one `synthesize_batch` call, then each row's turns joined and checked.
@@ -656,6 +684,7 @@ def make_tts_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> R
                          keep_reject_audio=bool(plan.get("keep_reject_audio")),
                          min_dnsmos=plan.get("min_dnsmos"), max_silence=plan.get("max_silence"),
                          rule=EarRule() if (plan.get("ear") or "transcript") == "forced" else None,
-                         max_takes=int(plan.get("max_takes") or 1)),
+                         max_takes=int(plan.get("max_takes") or 1),
+                         trailing_user=plan.get("trailing_user") or "keep-exchanges"),
         make_quality(plan.get("quality") or "none"),
     )

@@ -37,6 +37,10 @@ class BuildOptions:
     input: str | None = None  # None: the source's hub id
     split: str = "train"
     limit: int | None = None
+    skip_unreadable: bool = False  # a folder input: skip (and record) files it cannot read instead of failing
+    # a dialogue that ends on a user turn: keep-exchanges (up to its last complete exchange; the dropped turn is
+    # recorded in the row's provenance where the schema has one), speak (the user turn spoken, unanswered), reject
+    trailing_user: str = "keep-exchanges"
     tts: str = "kokoro"
     tts_model: str | None = None  # model folder for GPU backends (cosyvoice2)
     tts_reading: str | None = None  # text | kana (what the TTS is fed); None: the backend's default
@@ -90,19 +94,34 @@ class BuildOptions:
     license: str | None = None  # a Hub licence id (card)
     license_name: str | None = None  # with --license other
     license_link: str | None = None
+    allow_nd: bool = False  # accept a no-derivatives licence (the builder has the rights holder's permission)
+    source_name: str | None = None  # the source's name (a hub id or a free name) for a build from local files
+    source_url: str | None = None  # where the source is published, for the card
 
 
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
-PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "tts", "tts_model", "tts_reading", "speakers", "asr",
-                "asr_model",
-                "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer", "ear", "max_takes",
+PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "skip_unreadable", "trailing_user", "tts", "tts_model",
+                "tts_reading", "speakers", "asr", "asr_model",
+                "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer", "ear",
+                "max_takes",
                 "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
                 "max_silence", *SOURCE_OPTIONS)
 
 
 # options added later: what plans written before them meant (no quality stage: `jaspeech rescore` adds it)
 PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16, "quality": "none",
-                 "min_dnsmos": None, "max_silence": None, "format": "auto", "ear": "transcript", "max_takes": 1}
+                 "min_dnsmos": None, "max_silence": None, "format": "auto", "ear": "transcript", "max_takes": 1,
+                 "skip_unreadable": False, "trailing_user": "keep-exchanges", "allow_nd": False, "source_name": None,
+                 "source_url": None}
+# ... and where an old plan meant something else for one corpus: `spoken` rejected a dialogue ending on a user
+# turn (no_response) before --trailing-user; the SFT corpora kept its exchanges
+CORPUS_PLAN_DEFAULTS = {"spoken": {"trailing_user": "reject"}}
+TRAILING_USER = ("keep-exchanges", "speak", "reject")
+
+
+def with_defaults(plan: dict) -> dict:
+    """A stored plan with the options added since it was written set to what it meant then."""
+    return {**PLAN_DEFAULTS, **CORPUS_PLAN_DEFAULTS.get(plan.get("corpus"), {}), **plan}
 
 
 class PlanMismatch(RuntimeError):
@@ -158,6 +177,8 @@ def option_fields(opts: BuildOptions) -> dict:
     if opts.min_dnsmos is not None and quality == "none":
         raise ValueError("--min-dnsmos filters on the DNSMOS score, which --quality none does not compute: "
                          "drop one of them")
+    if opts.trailing_user not in TRAILING_USER:
+        raise ValueError(f"--trailing-user must be one of {', '.join(TRAILING_USER)}, not {opts.trailing_user!r}")
     if opts.max_silence is not None and not opts.max_silence >= 0:
         raise ValueError(f"--max-silence must be a number of seconds (0: off), not {opts.max_silence}")
     fields = {k: getattr(opts, k) for k in PLAN_OPTIONS if k not in SOURCE_OPTIONS or k in reads}
@@ -197,18 +218,20 @@ def make_plan(opts: BuildOptions) -> dict:
     """Read the input once and fix the plan (nothing is written)."""
     fields = option_fields(opts)
     spec = spec_of(fields)
-    source = open_source(spec, fields["input"], spec.configs[opts.config], opts.split)
+    source = open_source(spec, fields["input"], spec.configs[opts.config], opts.split, opts.skip_unreadable, opts.out)
     if spec.inspect_input:  # facts of the input the rows depend on (spoken: its format), fixed here once
         fields = {**fields, **spec.inspect_input(fields, source)}
         spec = spec_of(fields)
     cfg = spec.configs[opts.config]
     num_rows, duplicates = scan(source, cfg.id_field, opts.limit)
     fingerprint = source.fingerprint() if hasattr(source, "fingerprint") else []
+    skipped = source.skipped_files() if hasattr(source, "skipped_files") else []
     return {
         **fields,
         "num_rows": num_rows,
         "num_shards": opts.num_shards or max(1, math.ceil(num_rows / ROWS_PER_SHARD)),
         "input_files": fingerprint,
+        **({"skipped_files": skipped} if skipped else {}),  # --skip-unreadable: what the folder held but was not read
         "duplicates": duplicates,
     }
 
@@ -243,15 +266,15 @@ def read_plan(opts: BuildOptions) -> dict:
     if not path.exists():
         raise NoPlan(f"{path} does not exist: a shard task needs the stored plan. Make it once with "
                      f"`{plan_command(opts)}` (or run the build without --shard-index)")
-    plan = json.loads(path.read_text(encoding="utf-8"))
+    plan = with_defaults(json.loads(path.read_text(encoding="utf-8")))
     _check(plan, opts, path)
     return plan
 
 
 def _check(plan: dict, opts: BuildOptions, path: Path) -> None:
     wanted = option_fields(opts)
-    changed = sorted(k for k in PLAN_OPTIONS
-                     if plan.get(k, PLAN_DEFAULTS.get(k)) != wanted.get(k, PLAN_DEFAULTS.get(k)))
+    plan, wanted = with_defaults(plan), with_defaults(wanted)
+    changed = sorted(k for k in PLAN_OPTIONS if plan.get(k) != wanted.get(k))
     if opts.num_shards is not None and plan.get("num_shards") != opts.num_shards:
         changed.append("num_shards")
     if changed:
@@ -279,13 +302,14 @@ def load_or_create_plan(opts: BuildOptions) -> dict:
     """
     path = plan_path(opts.out, opts.config)
     if path.exists() and not opts.overwrite:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = with_defaults(json.loads(path.read_text(encoding="utf-8")))
         _check(old, opts, path)
         spec = spec_of(old)
-        source = open_source(spec, old["input"], spec.configs[opts.config], opts.split)
+        source = open_source(spec, old["input"], spec.configs[opts.config], opts.split, old["skip_unreadable"],
+                             opts.out)
         if old.get("input_files", []) == (source.fingerprint() if hasattr(source, "fingerprint") else []):
             return old
-        plan = make_plan(opts)
+        plan = with_defaults(make_plan(opts))
         if {k: v for k, v in old.items() if k != "jaspeech_version"} != plan:
             raise PlanMismatch(f"the input files changed since {path} was written; add --overwrite to rebuild "
                                f"{opts.config!r} from the new input")

@@ -42,7 +42,7 @@ TURN = {
 
 COMMON = {
     "id": Value("string"),  # "<config>-<source_id>", unique within the corpus
-    "source_dataset": Value("string"),  # hub id of the source corpus
+    "source_dataset": Value("string"),  # hub id of the source corpus (spoken: --source-name, else the input's name)
     "source_id": Value("string"),  # the source row's id field, else its 0-based input position
     "source_index": Value("int64"),  # 0-based position in the input (stable accounting key)
     "speaker": Value("string"),  # one of spk00..spk19
@@ -55,6 +55,13 @@ COMMON = {
 SFT_FEATURES = Features(COMMON)
 # speech-to-speech configs: assistant turns are spoken too, in one of the assistant voices (asst00, ...)
 S2S_FEATURES = Features({**COMMON, "assistant_speaker": Value("string")})
+# what the build did to a row's dialogue beyond speaking it (`jaspeech build spoken`); null when nothing:
+# `trailing_user` is "kept-exchanges" (the dialogue ended on a user turn, cut after its last complete exchange: the
+# cut turns in `dropped_turns`) or "spoken" (that user turn spoken, unanswered)
+PROVENANCE = {"trailing_user": Value("string"),
+              "dropped_turns": List({"role": Value("string"), "text": Value("string")})}
+SPOKEN_FEATURES = Features({**COMMON, "provenance": PROVENANCE})
+SPOKEN_S2S_FEATURES = Features({**COMMON, "assistant_speaker": Value("string"), "provenance": PROVENANCE})
 DPO_FEATURES = Features({
     **COMMON,
     "chosen": Value("string"),
@@ -81,6 +88,8 @@ class Example:
     # None: every turn must be usable. N: the first N turns must be; a later user/assistant exchange that
     # is missing, empty or unspeakable is dropped with everything after it (a partial dialogue is kept).
     required_turns: int | None = None
+    # the source dialogue ends on a user turn with no reply: the pipeline applies --trailing-user to it
+    unanswered: bool = False
 
 
 class RowReject(Exception):

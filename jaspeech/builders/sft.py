@@ -6,6 +6,8 @@ Configs:
 - `automultiturn` from `kanhatakeyama/AutoMultiTurnByCalm3-22B` (flat `q1, a1, q2, a2`): both questions
   are spoken, both answers are text. A row whose second exchange is missing, empty or unspeakable keeps
   its first exchange (a one-turn row), as the original corpus did; an unusable first exchange rejects it.
+  A second question with no answer is a dialogue ending on the user: `--trailing-user speak` speaks it
+  unanswered, `reject` rejects the row, the default keeps the first exchange.
 
 Each config has two spoken variants (`--speak`): `<config>-s2s`, where the assistant's responses are spoken
 too (speech-to-speech; the assistant in one of the assistant voices, never the row's user voice), and
@@ -38,16 +40,17 @@ def magpie(raw: object) -> Example:
 
 
 def automultiturn(raw: object) -> Example:
+    """A second question without an answer (`a2` absent or null) ends the dialogue on the user: --trailing-user
+    decides (by default the first exchange is kept, as before)."""
     row = require_mapping(raw)
-    return Example(
-        turns=[
-            Turn("user", field(row, "q1"), spoken=True),
-            Turn("assistant", field(row, "a1"), spoken=False),
-            Turn("user", row.get("q2"), spoken=True),  # optional: checked like any turn, dropped if unusable
-            Turn("assistant", row.get("a2"), spoken=False),
-        ],
-        required_turns=2,
-    )
+    turns = [
+        Turn("user", field(row, "q1"), spoken=True),
+        Turn("assistant", field(row, "a1"), spoken=False),
+        Turn("user", row.get("q2"), spoken=True),  # optional: checked like any turn, dropped if unusable
+        Turn("assistant", row.get("a2"), spoken=False),
+    ]
+    unanswered = row.get("q2") is not None and row.get("a2") is None
+    return Example(turns=turns[:3] if unanswered else turns, required_turns=2, unanswered=unanswered)
 
 
 SPEC = CorpusSpec(

@@ -7,9 +7,11 @@ plan and the shard index, nothing from the driver. The corpus spec brings the ro
 from __future__ import annotations
 
 import json
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from jaspeech.builders import corpus_spec
 from jaspeech.builders.plan import DEFAULT_GROUP_ROWS
@@ -39,12 +41,23 @@ def _internal_error(pending, error: Exception) -> RowReject:
                      source_id=pending.source_id)
 
 
-def run_shard(out: Path, plan: dict, shard: int) -> dict:
-    """Process every input row of one shard and publish the shard; returns its manifest."""
+# called after each group is written: (shard, input rows done, seconds of audio kept), so a bar moves per group
+ProgressCallback = Callable[[int, int, float], None]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if peak > 1 << 32 else 1024)
+
+
+def run_shard(out: Path, plan: dict, shard: int, progress: ProgressCallback | None = None) -> dict:
+    """Process every input row of one shard and publish the shard; returns its manifest. `progress` hears of each
+    group once it is written."""
     spec = corpus_spec(plan["corpus"], [plan])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan, out)
-    source = open_source(spec, plan["input"], cfg, plan["split"])
+    source = open_source(spec, plan["input"], cfg, plan["split"], bool(plan.get("skip_unreadable")), out)
     writer = ShardWriter(out, cfg.name, shard, plan["num_shards"], spec.features_of(cfg.name),
                          keep_reject_audio=plan.get("keep_reject_audio", False))
     duplicates = plan["duplicates"]
@@ -92,12 +105,16 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
     def end_group(group: list, outcome: dict, pending: list, rows: list) -> None:
         """Write every outcome of the group in input order."""
         outcome.update({p.position: r for p, r in zip(pending, rows)})
+        seconds = 0.0
         for pos, _, sid in group:
-            result = outcome[pos]
+            result = outcome.pop(pos)
             if isinstance(result, RowReject):
                 writer.reject(pos, sid, result.reason, result.detail, result.audio)
             else:
                 writer.add(result)
+                seconds += result["duration"]
+        if progress is not None:
+            progress(shard, len(group), seconds)
 
     # A row builder with `finish_later` (the TTS corpora) hands the CPU-only rest of a group (FLAC, signal checks,
     # DNSMOS) to one helper thread and synthesises the next group meanwhile; groups are still written in order, and
@@ -155,6 +172,9 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
             # on the shard's own thread: all of the quality stage when it runs there, else the wait for the helper
             "quality_wait_seconds": waited if helper is not None else timers.get("quality", 0.0),
             **getattr(builder, "manifest_fields", {}),  # e.g. the quality scorer's version (jaspeech rescore)
+            # the worker process's peak resident memory so far (models included; a process that built earlier
+            # shards reports their peak too): what a node needs per worker (benchmarks/memory.py)
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
     )
 

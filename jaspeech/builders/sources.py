@@ -13,6 +13,7 @@ downloaded whole by every task of a job array. Only a JSON array must be parsed 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +23,50 @@ import pyarrow.parquet as pq
 from jaspeech.synthesis.text import clean_text
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
-_LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+_LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")  # what a folder input reads (any other file: see folder_files)
+NEVER_READ = ("__pycache__",)  # skipped in a folder input, with every name starting with "."
+HUB_PREFIX = "hub:"  # `--input hub:owner/name`: a hub id, even one that looks like a local path
+# a hub dataset id, owner/name
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+# a missing `--input` with one of these endings (or more than one `/`, or starting with `.`, `/`, `~`) is a
+# mistyped local path, never a hub id: it fails at once instead of asking the Hub
+_FILE_ENDINGS = (*_LOCAL_SUFFIXES, ".csv", ".tsv", ".txt", ".gz", ".zst", ".arrow", ".xlsx", ".ndjson")
+
+
+def looks_local(spec: str) -> bool:
+    """Whether `spec` names a local path rather than a hub id (owner/name): the rule for a missing `--input`. An
+    `owner/name` whose `owner` is a folder here is local too (`data/rows` beside a `data/` folder)."""
+    return (spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
+            or spec.lower().endswith(_FILE_ENDINGS) or ("/" in spec and Path(spec.split("/")[0]).is_dir()))
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") or part in NEVER_READ for part in rel.parts)
+
+
+def folder_files(root: Path, skip_unreadable: bool = False,
+                 exclude: tuple[Path, ...] = ()) -> tuple[list[Path], list[Path]]:
+    """The files a folder input reads, in order (their paths relative to `root`, compared as text), and the
+    files skipped with `skip_unreadable`. Hidden files and folders, `__pycache__` and `exclude` (the build's
+    own output) are never read; any other file that is not .jsonl/.json/.parquet is an error naming it."""
+    skip = [Path(e).resolve() for e in exclude]
+    readable, other = [], []
+    for f in root.rglob("*"):
+        rel = f.relative_to(root)
+        if _hidden(rel) or not f.is_file() or any(f.resolve().is_relative_to(e) for e in skip):
+            continue
+        (readable if f.suffix in _LOCAL_SUFFIXES else other).append(f)
+    readable.sort(key=lambda f: f.relative_to(root).as_posix())
+    other.sort(key=lambda f: f.relative_to(root).as_posix())
+    if other and not skip_unreadable:
+        names = ", ".join(f.relative_to(root).as_posix() for f in other[:10]) + (
+            f" and {len(other) - 10} more" if len(other) > 10 else "")
+        raise ValueError(f"--input {root} holds files jaspeech cannot read: {names}. A folder input reads its .jsonl, "
+                         ".json and .parquet files (hidden files and folders skipped): convert or move those files, "
+                         "or add --skip-unreadable to skip them (each is listed in the plan and the card)")
+    if not readable:
+        raise FileNotFoundError(f"no .jsonl, .json or .parquet files under {root}")
+    return readable, other
 
 
 @dataclass(frozen=True)
@@ -60,26 +104,45 @@ def _is_json_array(path: Path) -> bool:
 
 
 class InputSource:
-    """One resolved `--input`: iterate rows by position, optionally only one shard's."""
+    """One resolved `--input`: iterate rows by position, optionally only one shard's.
 
-    def __init__(self, spec: str, config_name: str, hub_id: str, split: str = "train") -> None:
+    A folder is read by a fixed rule (`folder_files`): its `.jsonl`, `.json` and `.parquet` files, in the order
+    of their paths relative to the folder; hidden files and folders and `__pycache__` are never read, nor the
+    build's own `--out` folder (`exclude`). Any other file is an error naming it, unless `skip_unreadable`, which
+    skips it and lists it in `skipped` (the plan and the card record them).
+    """
+
+    def __init__(self, spec: str, config_name: str, hub_id: str, split: str = "train", *,
+                 skip_unreadable: bool = False, exclude: tuple[Path, ...] = ()) -> None:
         self.spec = spec
         self._hub_id = hub_id
         self._split = split
+        self.skipped: list[Path] = []
+        self.hub_name = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
         if spec == "sample":
             self.files = [SAMPLES_DIR / f"{config_name}.jsonl"]
+        elif spec.startswith(HUB_PREFIX):
+            if not HUB_ID.fullmatch(self.hub_name):
+                raise FileNotFoundError(f"--input {spec!r}: after 'hub:' comes a hub dataset id, owner/name")
+            self.files = []
         elif Path(spec).exists():
             p = Path(spec)
-            self.files = sorted(f for f in p.rglob("*") if f.suffix in _LOCAL_SUFFIXES) if p.is_dir() else [p]
-            if not self.files:
-                raise FileNotFoundError(f"no .jsonl, .json or .parquet files under {spec}")
-            bad = [f for f in self.files if f.suffix not in _LOCAL_SUFFIXES]
-            if bad:
-                raise ValueError(f"unsupported input file {bad[0]} (use .jsonl, .json or .parquet)")
-        elif "/" in spec and not spec.startswith((".", "/")):
+            if p.is_dir():
+                self.files, self.skipped = folder_files(p, skip_unreadable, exclude)
+            elif p.suffix not in _LOCAL_SUFFIXES:
+                raise ValueError(f"unsupported input file {p} (use .jsonl, .json or .parquet)")
+            else:
+                self.files = [p]
+        elif looks_local(spec):
+            raise FileNotFoundError(
+                f"--input {spec!r}: no such file or folder (looked in {Path.cwd()}). Check the path; if you meant "
+                f"a Hugging Face Hub dataset, pass its id as owner/name, or hub:owner/name when the id "
+                "looks like a file name")
+        elif HUB_ID.fullmatch(spec):
             self.files = []
         else:
-            raise FileNotFoundError(f"--input {spec!r} is neither 'sample', an existing path nor a hub id")
+            raise FileNotFoundError(f"--input {spec!r} is neither 'sample', an existing path nor a hub id "
+                                    "(owner/name)")
 
     @property
     def is_hub(self) -> bool:
@@ -87,13 +150,20 @@ class InputSource:
 
     def fingerprint(self) -> list[list]:
         """Names and sizes of the local input files: a plan notices a changed input without re-reading it."""
+        return [[self._name(f), f.stat().st_size] for f in self.files]
+
+    def skipped_files(self) -> list[list]:
+        """Names and sizes of the files a folder input skipped (--skip-unreadable): the plan and the card list them."""
+        return [[self._name(f), f.stat().st_size] for f in self.skipped]
+
+    def _name(self, f: Path) -> str:
         root = Path(self.spec)
-        return [[str(f.relative_to(root)) if root.is_dir() else f.name, f.stat().st_size] for f in self.files]
+        return f.relative_to(root).as_posix() if root.is_dir() else f.name
 
     def _first_column(self) -> list[str] | None:
         import datasets
 
-        features = datasets.load_dataset(self.spec, split=self._split, streaming=True).features
+        features = datasets.load_dataset(self.hub_name, split=self._split, streaming=True).features
         return list(features)[:1] if features else None
 
     def _hub_stream(self, columns: list[str] | None = None):
@@ -101,12 +171,12 @@ class InputSource:
         import datasets
 
         try:
-            ds = datasets.load_dataset(self.spec, split=self._split, streaming=True)
+            ds = datasets.load_dataset(self.hub_name, split=self._split, streaming=True)
         except Exception as e:
             hint = ("; gated datasets need `hf auth login` (or HF_TOKEN) and the dataset's terms accepted on "
-                    f"https://huggingface.co/datasets/{self.spec}") if "gated" in str(e).lower() or "401" in str(e) \
+                    f"https://huggingface.co/datasets/{self.hub_name}") if "gated" in str(e).lower() or "401" in str(e) \
                 else "; check the id and --split, or pass a local file or folder"
-            raise FileNotFoundError(f"cannot read hub dataset {self.spec!r} ({type(e).__name__}: {e}){hint}") from e
+            raise FileNotFoundError(f"cannot read hub dataset {self.hub_name!r} ({type(e).__name__}: {e}){hint}") from e
         if columns:
             ds = ds.select_columns(columns)
         return ds.with_format("arrow").iter(batch_size=1024)
@@ -212,8 +282,11 @@ class InputSource:
         return n if limit is None else min(n, limit)
 
 
-def open_source(spec, input_spec: str, cfg, split: str):
-    """The corpus's own reader if it brings one (FSD50K: a release folder), else `InputSource`."""
-    factory = spec.open_source or InputSource
-    # a spoken variant reads its base config's sample
-    return factory(input_spec, getattr(cfg, "sample", "") or getattr(cfg, "base", "") or cfg.name, cfg.hub_id, split)
+def open_source(spec, input_spec: str, cfg, split: str, skip_unreadable: bool = False, out: Path | None = None):
+    """The corpus's own reader if it brings one (FSD50K: a release folder), else `InputSource` with the folder rules
+    (`--skip-unreadable`; the build's `--out` is never read as input, even when it lies inside the input folder)."""
+    name = getattr(cfg, "sample", "") or getattr(cfg, "base", "") or cfg.name  # a spoken variant reads its base's sample
+    if spec.open_source is not None:
+        return spec.open_source(input_spec, name, cfg.hub_id, split)
+    return InputSource(input_spec, name, cfg.hub_id, split, skip_unreadable=skip_unreadable,
+                       exclude=(Path(out),) if out is not None else ())

@@ -14,8 +14,10 @@ Other names are mapped with `--messages-column`, `--role-key`, `--content-key`, 
 
 Every turn of a dialogue is kept, in order: user turns spoken, assistant turns text (both spoken in `<config>-s2s`,
 only the assistant in `<config>-spoken-response`), a system turn as text (`role: "system"`, never spoken; an empty
-one is dropped). A row needs a user turn and must end on an assistant turn; a turn that cannot be used rejects the
-whole row, so a kept row has all of its source's turns. A bad row is a reject with a reason, never fatal.
+one is dropped). A row needs a user turn; a dialogue that ends on a user turn is kept up to its last complete
+exchange (the dropped turn recorded in the row's `provenance`), spoken unanswered, or rejected (`--trailing-user`,
+applied by the pipeline). A turn that cannot be used rejects the whole row, so a kept row has all of its source's
+turns up to that point. A bad row is a reject with a reason, never fatal.
 
 One-way flow: the corpus has no fixed config table. `spec_for(plans)` makes one config per plan (with its speech
 variants) from the stored options; `inspect_input` reads the first rows once at planning time and stores the
@@ -33,7 +35,8 @@ from pathlib import Path
 from jaspeech.builders.adapters import require_mapping
 from jaspeech.builders.corpus import SOURCE_OPTIONS, SPEAK_SUFFIX, CorpusSpec, SourceConfig, speak_variants
 from jaspeech.builders.pipeline import make_tts_builder
-from jaspeech.builders.schema import S2S_FEATURES, SFT_FEATURES, Example, RowReject, Turn
+from jaspeech.builders.schema import SPOKEN_FEATURES, SPOKEN_S2S_FEATURES, Example, RowReject, Turn
+from jaspeech.builders.sources import HUB_ID
 from jaspeech.synthesis.text import clean_text
 
 NAME = "spoken"
@@ -186,13 +189,17 @@ def inspect_input(fields: dict, source) -> dict:
     rows = [raw for _, raw in source.iter_rows(limit=DETECT_ROWS)]
     mapping, note = detect(fields, rows)
     spec = fields["input"]
-    if getattr(source, "is_hub", False):
-        dataset = spec
+    hub = bool(getattr(source, "is_hub", False))
+    if fields.get("source_name"):  # the builder's name for it (a hub id or a free name)
+        dataset = fields["source_name"]
+    elif hub:
+        dataset = getattr(source, "hub_name", spec)
     else:  # a local file or folder (or the bundled sample): its name, never the machine's path
         files = getattr(source, "files", [])
         dataset = (files[0].name if spec == "sample" and files else Path(spec).name) or "local"
     return {"mapping": dataclasses.asdict(mapping), "source_dataset": dataset,
-            "source_hub": bool(getattr(source, "is_hub", False)), "input_note": note}
+            "source_hub": hub or bool(fields.get("source_name") and HUB_ID.fullmatch(fields["source_name"])),
+            "input_note": note}
 
 
 @functools.lru_cache(maxsize=8)
@@ -251,9 +258,8 @@ class Adapter:
         dialogue = [t for t in turns if t.role != "system"]
         if not any(t.role == "user" for t in dialogue):
             raise RowReject("no_user_turn", f"no turn with a user role ({', '.join(m.user_roles)})")
-        if dialogue[-1].role != "assistant":
-            raise RowReject("no_response", "the dialogue ends on a user turn, with no assistant reply after it")
-        return Example(turns=turns)
+        # ending on a user turn: the pipeline keeps the exchanges before it, speaks it or rejects (--trailing-user)
+        return Example(turns=turns, unanswered=dialogue[-1].role == "user")
 
     def _columns(self, row: dict) -> Example:
         m = self.mapping
@@ -293,8 +299,14 @@ def hub_licenses() -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-def check_license(license: str | None, name: str | None, link: str | None) -> None:
-    """The Hub accepts only its own licence ids (and `other` with a name and a link): fail before any row."""
+def no_derivatives(license: str) -> bool:
+    """A licence id that forbids derivatives (an `nd` part: `cc-by-nd-4.0`, `cc-by-nc-nd-3.0`, ...)."""
+    return "nd" in license.lower().replace("_", "-").split("-")
+
+
+def check_license(license: str | None, name: str | None, link: str | None, allow_nd: bool = False) -> None:
+    """The Hub accepts only its own licence ids (and `other` with a name and a link): fail before any row. A
+    no-derivatives licence needs `--allow-nd`: speech made from a text is a derivative of it."""
     if not license:
         raise ValueError("jaspeech build spoken needs --license: the Hub licence id of the source's text (e.g. "
                          "apache-2.0, cc-by-4.0, cc-by-sa-3.0), or `other` with --license-name and --license-link")
@@ -310,6 +322,10 @@ def check_license(license: str | None, name: str | None, link: str | None) -> No
                          "(where the terms are)")
     if license != "other" and (name or link):
         raise ValueError("--license-name and --license-link go with --license other")
+    if no_derivatives(license) and not allow_nd:
+        raise ValueError(f"--license {license} forbids derivatives (ND), and a spoken corpus made from a text corpus "
+                         "is a derivative of it: build only with the rights holder's permission, then add --allow-nd "
+                         "(the card says so)")
 
 
 def split_config(config: str) -> tuple[str, str]:
@@ -324,13 +340,17 @@ def split_config(config: str) -> tuple[str, str]:
 
 
 def _source_link(plan: dict, dataset: str) -> str:
-    return (f"[{dataset}](https://huggingface.co/datasets/{dataset})" if plan.get("source_hub")
-            else f"`{dataset}` (local files)")
+    """The source as the card names it: linked to --source-url, else to the Hub for a hub id; never a local path."""
+    if plan.get("source_url"):
+        return f"[{dataset}]({plan['source_url']})"
+    if plan.get("source_hub"):
+        return f"[{dataset}](https://huggingface.co/datasets/{dataset})"
+    return f"`{dataset}`" if plan.get("source_name") else f"`{dataset}` (local files)"
 
 
 def source_config(plan: dict, base: str) -> SourceConfig:
     """The text config `base` as a plan (or the options of one about to be made) describes it."""
-    check_license(plan.get("license"), plan.get("license_name"), plan.get("license_link"))
+    check_license(plan.get("license"), plan.get("license_name"), plan.get("license_link"), bool(plan.get("allow_nd")))
     stored = plan.get("mapping")
     mapping = Mapping.from_plan(stored) if stored else None
     fmt = mapping.format if mapping else plan.get("format") or "auto"
@@ -346,7 +366,9 @@ def source_config(plan: dict, base: str) -> SourceConfig:
         license_link=plan.get("license_link") or "",
         adapter=Adapter(mapping) if mapping else _unplanned,
         id_field=id_column,
-        description=f"Source: {_source_link(plan, dataset)}, read as {mapping.describe()}." if mapping else "",
+        description=(f"Source: {_source_link(plan, dataset)}, read as {mapping.describe()}."
+                     + (" The licence forbids derivatives; the builder declared the rights holder's permission "
+                        "(--allow-nd)." if plan.get("allow_nd") else "")) if mapping else "",
         source_datasets=(dataset,) if dataset else (),
         id_note=f"`source_id` is the source's `{id_column}` column." if id_column else
         "`source_id` is the row's 0-based position in the input (no --id-column was given).",
@@ -361,7 +383,8 @@ def spec_for(plans: list[dict]) -> CorpusSpec:
         if plan.get("corpus", NAME) != NAME or not plan.get("config"):
             continue
         base, _ = split_config(plan["config"])
-        variants = speak_variants({base: source_config(plan, base)}, S2S_FEATURES)
+        variants = speak_variants({base: dataclasses.replace(source_config(plan, base), features=SPOKEN_FEATURES)},
+                                  SPOKEN_S2S_FEATURES)
         for name, cfg in variants.items():
             configs.setdefault(name, cfg)
         configs[plan["config"]] = variants[plan["config"]]  # a config is what its own plan says
@@ -369,7 +392,7 @@ def spec_for(plans: list[dict]) -> CorpusSpec:
     return CorpusSpec(
         name=NAME,
         pretty_name="Spoken Japanese instructions" + (f" from {', '.join(sources)}" if sources else ""),
-        features=SFT_FEATURES,
+        features=SPOKEN_FEATURES,
         configs=configs,
         card_template="spoken.md.j2",
         task_categories=("automatic-speech-recognition", "text-generation"),

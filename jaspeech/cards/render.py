@@ -6,7 +6,7 @@ Prose lives in `templates/<corpus>.md.j2` (Jinja2) so maintainers edit it withou
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import datasets
 import jinja2
@@ -14,6 +14,7 @@ import yaml
 
 from jaspeech import __version__
 from jaspeech.builders.corpus import CorpusSpec
+from jaspeech.builders.sources import HUB_ID, HUB_PREFIX
 from jaspeech.cards.plots import PLOTS, write_plots
 from jaspeech.cards.stats import ConfigStats, config_stats
 from jaspeech.synthesis.speakers import PROFILES
@@ -72,6 +73,15 @@ def full_build(src, stats: ConfigStats) -> bool:
     return plan.get("input") == src.hub_id if src.hub_id else True  # FSD50K: any whole release folder
 
 
+def shown_input(plan: dict) -> str:
+    """The build's input as a card may publish it: a hub id or `sample` as given, a local path by its last part
+    only (a card never carries the builder's own paths)."""
+    spec = str(plan.get("input", "?"))
+    if spec in ("sample", "?") or HUB_ID.fullmatch(spec) or spec.startswith(HUB_PREFIX):
+        return spec
+    return f"{PurePath(spec).name or spec} (local)"
+
+
 def built_configs(out: Path, spec: CorpusSpec) -> list[str]:
     return [c for c in spec.configs if (out / "data" / c).is_dir()]
 
@@ -84,6 +94,7 @@ def render_card(out: Path, spec: CorpusSpec, stats: list[ConfigStats] | None = N
     body = env.get_template(spec.card_template).render(
         spec=spec,
         full_build=full_build,
+        shown_input=shown_input,
         licenses_of=licenses_of,
         stats=stats,
         sources=[spec.configs[s.name] for s in stats],

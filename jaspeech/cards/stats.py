@@ -47,6 +47,7 @@ class ConfigStats:
     retaken_rows: int = 0  # rows with a spoken turn kept from a retake (turns[].takes > 1)
     takes_per_turn: Counter = field(default_factory=Counter)  # take a spoken turn was kept from -> turns
     turns_per_row: Counter = field(default_factory=Counter)  # number of turns -> rows (partial dialogues)
+    trailing_user: Counter = field(default_factory=Counter)  # `provenance.trailing_user` -> rows (spoken)
     # speech-to-speech configs: spoken seconds by role, each spoken response's length, assistant voice hours
     role_seconds: Counter = field(default_factory=Counter)
     response_seconds: array = field(default_factory=lambda: array("d"))
@@ -162,6 +163,10 @@ def config_stats(out: Path, config: str) -> ConfigStats:
             if column in names:
                 counts = t.column(column).value_counts()
                 counter.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+        if "provenance.trailing_user" in leaves:
+            counts = pf.read(columns=["provenance.trailing_user"]).column("provenance").combine_chunks()
+            counts = pc.struct_field(counts, "trailing_user").drop_null().value_counts()
+            s.trailing_user.update(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
         if "caption" in names:
             words = pc.list_value_length(pc.utf8_split_whitespace(t.column("caption")))
             s.caption_words.extend(words.to_numpy(zero_copy_only=False).astype("float64"))

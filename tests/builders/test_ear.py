@@ -86,14 +86,19 @@ def test_a_clip_scores_the_same_alone_and_with_neighbours(stack, takes):
     assert all(a <= b for a, b in zip(alone.starts, alone.ends)) and alone.starts == sorted(alone.starts)
 
 
-def forced(logprobs, own=None, times=None, tokens=None):
-    """A Forced built by hand (stand-in numbers, to pin the rule's arithmetic): one piece per 0.2 s."""
+KANA = "あいうえおかきくけこさしすせそ"
+
+
+def forced(logprobs, own=None, times=None, tokens=None, own_tokens=None):
+    """A Forced built by hand (stand-in numbers, to pin the rule's arithmetic): one piece per 0.2 s; the ear's own
+    transcript is the text itself unless `own_tokens` says what it heard instead."""
     n = len(logprobs)
-    tokens = tokens or [chr(0x3042 + k) for k in range(n)]
+    tokens = tokens or list(KANA[:n])
     starts = [0.2 * k for k in range(n)] if times is None else [s for s, _ in times]
     ends = [0.2 * (k + 1) for k in range(n)] if times is None else [e for _, e in times]
     own = own if own is not None else [-0.1] * n
-    return Forced("", tokens, logprobs, starts, ends, tokens, own, [0.2 * k for k in range(n)],
+    own_tokens = own_tokens or tokens
+    return Forced("".join(own_tokens), tokens, logprobs, starts, ends, own_tokens, own, [0.2 * k for k in range(n)],
                   [0.2 * (k + 1) for k in range(n)])
 
 
@@ -102,19 +107,34 @@ def test_the_rule_judges_stretches_against_the_ears_own_transcript():
     assert forced_fails(forced([-0.2] * 8), rule) is None
     # one rare word the ear spells otherwise (two pieces ~3 nats below its own guess): kept
     assert forced_fails(forced([-0.1, -3.2, -3.0, -0.1, -0.1, -0.1, -0.1, -0.1]), rule) is None
-    # a word the audio does not say: the worst stretch is rejected and named
-    span = forced_fails(forced([-0.1, -0.1, -9.0, -6.0, -4.0, -0.1, -0.1, -0.1]), rule)
+    # a word the audio does not say (the ear heard さしす there): the worst stretch is rejected and named
+    heard_else = list(KANA[:2]) + list("さしす") + list(KANA[5:8])
+    span = forced_fails(forced([-0.1, -0.1, -9.0, -6.0, -4.0, -0.1, -0.1, -0.1], own_tokens=heard_else), rule)
     assert span is not None and (span.first, span.last) == (2, 5) and span.deficit > rule.max_deficit
+    # the same numbers where the ear's own transcript says the same sound (a spelling it would not choose): kept
+    assert forced_fails(forced([-0.1, -0.1, -9.0, -6.0, -4.0, -0.1, -0.1, -0.1]), rule) is None
     # where the ear's own transcript is unsure (noise), the floor still asks the text for -1 per piece
-    assert forced_fails(forced([-4.0] * 8, own=[-4.5] * 8), rule) is not None
+    assert forced_fails(forced([-4.0] * 8, own=[-4.5] * 8, own_tokens=list("さしすせそさしす")), rule) is not None
     # punctuation is not judged: the ear writes 。 or nothing for the same sentence end
-    assert forced_fails(forced([-0.1] * 7 + [-6.0], tokens=list("あいうえおかき") + ["。"]), rule) is None
+    assert forced_fails(forced([-0.1] * 7 + [-6.0], tokens=list(KANA[:7]) + ["。"],
+                               own_tokens=list("さしすせそさしす")), rule) is None
+
+
+def test_a_spelling_the_ear_would_not_choose_is_told_from_another_sound():
+    # 以下五桁 said right, the ear writing いかごけた: far below its own spelling, the same sound
+    text = forced([-0.1, -4.0, -3.5, -3.2, -0.1], tokens=["点", "以下", "五", "桁", "まで"],
+                  own_tokens=["点", "いか", "ご", "けた", "まで"])
+    assert worst_span(text, 3).deficit > EarRule().max_deficit and forced_fails(text, EarRule()) is None
+    # 以下五桁 in the text, the audio saying 以上三桁: the sound differs, rejected
+    other = forced([-0.1, -4.0, -3.5, -3.2, -0.1], tokens=["点", "以下", "五", "桁", "まで"],
+                   own_tokens=["点", "いじょう", "さん", "けた", "まで"])
+    assert forced_fails(other, EarRule()) is not None
 
 
 def test_an_unsaid_end_is_judged_by_its_collapsed_pieces():
     # the last two pieces squeezed into the clip's last instant (a take that stopped early): summed, rejected
     times = [(0.2 * k, 0.2 * (k + 1)) for k in range(6)] + [(1.2, 1.2), (1.2, 1.2)]
-    f = forced([-0.1] * 6 + [-1.4, -1.2], times=times)
+    f = forced([-0.1] * 6 + [-1.4, -1.2], times=times, own_tokens=list(KANA[:6]) + ["", ""])
     assert worst_span(f, 3).deficit < EarRule().max_deficit  # the window alone would keep it
     tail = tail_span(f)
     assert (tail.first, tail.last) == (6, 8) and forced_fails(f, EarRule()) == tail

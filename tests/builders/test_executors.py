@@ -112,3 +112,42 @@ def test_local_workers_are_pinned_round_robin_to_visible_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7")
     assert executors.visible_gpus() == ["2", "7"]
     assert executors.shard_rows(10, 4, 0) == 3 and executors.shard_rows(10, 4, 3) == 2
+
+
+def test_the_bar_moves_per_group_on_a_one_shard_build_and_sums_the_workers(tmp_path):
+    """run_shard reports each written group; the bar (tqdm, read back here) moves per group, and a multi-worker
+    local build's reports reach the driver through a queue and add up to the input rows, never counted twice."""
+    import io
+
+    from jaspeech.builders import executors
+    from jaspeech.builders.plan import load_or_create_plan
+
+    opts = fast(tmp_path / "one", limit=6, group_rows=2)
+    plan = load_or_create_plan(opts)
+    buf = io.StringIO()
+    bar = executors.Progress(plan, [0], quiet=False, file=buf)
+    seen = []  # (rows reported, shards done) at each report: the bar moved before the shard ended
+
+    def advance(shard, rows, seconds):
+        seen.append((rows, bar.shards_done, seconds > 0))
+        bar.advance(shard, rows, seconds)
+
+    manifests = []
+    executors.run_local(opts.out, plan, [0], 1, lambda m: (manifests.append(m), bar.update(m)), advance)
+    bar.close()
+    assert manifests[0]["peak_rss_mb"] > 50  # the worker's peak resident memory, recorded with the shard
+    assert [(rows, done) for rows, done, _ in seen] == [(2, 0), (2, 0), (2, 0)] and any(s for *_, s in seen)
+    shown = buf.getvalue()
+    assert "2/6" in shown and "4/6" in shown and "6/6" in shown  # tqdm's own lines, per group
+    assert bar.bar.n == bar.rows == 6 and bar.shards_done == 1
+
+    opts = fast(tmp_path / "two", limit=8, group_rows=2, num_shards=2, workers=2)
+    plan = load_or_create_plan(opts)
+    bar = executors.Progress(plan, [0, 1], quiet=True)
+    reports = []
+    executors.run_local(opts.out, plan, [0, 1], 2, bar.update,
+                        lambda *r: (reports.append(r), bar.advance(*r)))
+    assert sorted(s for s, *_ in reports) == [0, 0, 1, 1] and sum(n for _, n, _ in reports) == 8
+    assert bar.rows == 8 and bar.shards_done == 2
+    bar.advance(0, 2, 1.0)  # a report arriving after its shard's manifest (a retried Ray task) is not counted
+    assert bar.rows == 8

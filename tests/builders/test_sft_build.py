@@ -226,3 +226,22 @@ def test_an_unexpected_error_in_a_batch_rejects_only_its_row(out, monkeypatch, t
     kept, rejected = assert_accounted(out, "magpie", 3)
     assert sorted(kept) == [0, 2] and reject_reasons(out, "magpie") == {1: "internal_error"}
 
+
+
+def test_automultiturn_second_question_without_an_answer_follows_trailing_user(tmp_path):
+    """q2 with no a2 ends the dialogue on the user: kept as one exchange (the default, as before), spoken
+    unanswered, or rejected."""
+    q, a, q2 = "近所でおいしいパン屋を探しています。", "駅前の商店街に人気の店があります。", "何時に開きますか。"
+    path = write_jsonl(tmp_path / "amt.jsonl", [{"q1": q, "a1": a, "q2": q2}, {"q1": q, "a1": a, "q2": q2, "a2": a}])
+    turns = {}
+    for choice in ("keep-exchanges", "speak", "reject"):
+        out = tmp_path / choice
+        build(fast(out, "automultiturn", input=str(path), trailing_user=choice))
+        assert_accounted(out, "automultiturn", 2)
+        kept = {r["source_index"]: r for r in pq.read_table(out / "data" / "automultiturn").to_pylist()}
+        turns[choice] = {i: [t["role"] for t in r["turns"]] for i, r in kept.items()}
+        assert turns[choice].get(1) == ["user", "assistant"] * 2
+        assert "provenance" not in kept[1]  # the SFT schema has no provenance column
+    assert turns["keep-exchanges"][0] == ["user", "assistant"]
+    assert turns["speak"][0] == ["user", "assistant", "user"]
+    assert 0 not in turns["reject"] and reject_reasons(tmp_path / "reject", "automultiturn") == {0: "no_response"}

@@ -63,7 +63,7 @@ def test_messages_sample_every_turn_in_order_system_as_text_rejects_with_reasons
     assert n >= 10
     assert_accounted(samples, "my-messages", n)
     assert reject_reasons(samples, "my-messages") == {
-        3: "no_user_turn", 4: "unknown_role", 5: "bad_type", 6: "missing_column", 7: "no_response",
+        3: "no_user_turn", 4: "unknown_role", 5: "bad_type", 6: "missing_column",
         8: "unspeakable_url", 11: "malformed", 12: "malformed", 13: "bad_type", 14: "missing_response",
         16: "not_japanese", 17: "duplicate_id"}
     kept = rows(samples, "my-messages")
@@ -71,6 +71,10 @@ def test_messages_sample_every_turn_in_order_system_as_text_rejects_with_reasons
     assert roles(kept[15]) == ["system"] + ["user", "assistant"] * 3  # three exchanges, in the source's order
     assert roles(kept[2]) == ["user", "assistant"]  # an empty system turn says nothing: dropped
     assert roles(kept[9]) == ["assistant", "user", "assistant"] and roles(kept[10]) == ["user", "user", "assistant"]
+    # a 3-turn dialogue ending on the user keeps its first exchange by default; the dropped turn is in provenance
+    assert roles(kept[7]) == ["user", "assistant"] and kept[7]["provenance"] == {
+        "trailing_user": "kept-exchanges", "dropped_turns": [{"role": "user", "text": "もう一つお願いします。"}]}
+    assert kept[0]["provenance"] is None
     for r in kept.values():
         for t in r["turns"]:
             assert (t["audio"] is not None) == (t["role"] == "user"), (r["id"], t["role"])
@@ -90,12 +94,13 @@ def test_sharegpt_and_alpaca_samples(samples):
     assert_accounted(samples, "my-sharegpt", n_lines(SAMPLES_DIR / "spoken-sharegpt.jsonl"))
     assert reject_reasons(samples, "my-sharegpt") == {
         3: "unknown_role", 4: "missing_text", 5: "no_user_turn", 6: "malformed", 7: "missing_column",
-        8: "bad_type", 9: "unspeakable_code", 13: "no_response", 14: "malformed"}
+        8: "bad_type", 9: "unspeakable_code", 14: "malformed"}
     kept = rows(samples, "my-sharegpt")
     assert roles(kept[0]) == ["system", "user", "assistant"] and roles(kept[1]) == ["user", "assistant"] * 2
     assert roles(kept[2]) == ["user", "assistant"]  # user/assistant values are ShareGPT roles too
     assert kept[12]["turns"][0]["text"] == "おいしいカレーの作り方を教えて"  # markup and emoji are not spoken
     assert kept[0]["source_id"] == "0"  # no --id-column: the position
+    assert roles(kept[13]) == ["user", "assistant"] and kept[13]["provenance"]["trailing_user"] == "kept-exchanges"
 
     n = n_lines(SAMPLES_DIR / "spoken-alpaca.jsonl")
     assert_accounted(samples, "my-alpaca", n)
@@ -406,3 +411,96 @@ def test_real_end_to_end_with_the_whisper_round_trip(tmp_path):
         for t in r["turns"]:
             assert (t["kana_cer"] is not None) == (t["role"] == "user")
     assert roles(kept[0]) == ["system", "user", "assistant"]
+
+
+def test_a_mixed_folder_is_read_by_the_rule_and_published_without_local_paths(tmp_path, capsys):
+    """JSONL, a JSON array, Parquet, a CSV, a README and a Jupyter checkpoint copy in one folder, and --out inside
+    it: the readable rows planned once each, the others named in the error or skipped and recorded."""
+    q, a = "近所でおいしいパン屋を探しています。", "駅前の商店街に人気の店があります。"
+    row = lambda i: {"id": f"r{i}", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}  # noqa: E731
+    data = tmp_path / "data"
+    (data / "part" / ".ipynb_checkpoints").mkdir(parents=True)
+    write_jsonl(data / "b.jsonl", [row(2), row(3)])
+    write_jsonl(data / "part" / ".ipynb_checkpoints" / "b-checkpoint.jsonl", [row(2), row(3)])  # never read
+    (data / "a.json").write_text(json.dumps([row(0), row(1)], ensure_ascii=False), encoding="utf-8")
+    write_parquet(data / "part" / "c.parquet", [row(4)])
+    (data / "extra.csv").write_text("q,a\nx,y\n", encoding="utf-8")
+    (data / "README.md").write_text("# my data\n", encoding="utf-8")
+    out = data / "build"  # inside the input folder: its files are never input
+    assert spoken(out, "mine", data, "--id-column", "id") == 2
+    err = capsys.readouterr().err
+    assert "cannot read: README.md, extra.csv" in err and "--skip-unreadable" in err
+    assert not (out / "manifests" / "mine" / "plan.json").exists()
+
+    flags = ("--id-column", "id", "--skip-unreadable", "--source-name", "my-org/bakeries", "--source-url",
+             "https://example.com/bakeries")
+    assert spoken(out, "mine", data, *flags) == 0
+    stored = plan(out, "mine")
+    assert stored["input_files"] == [["a.json", (data / "a.json").stat().st_size],
+                                     ["b.jsonl", (data / "b.jsonl").stat().st_size],
+                                     ["part/c.parquet", (data / "part" / "c.parquet").stat().st_size]]
+    assert [name for name, _ in stored["skipped_files"]] == ["README.md", "extra.csv"]
+    assert stored["num_rows"] == 5 and stored["duplicates"] == {}
+    assert_accounted(out, "mine", 5)
+    assert [r["source_id"] for r in rows(out, "mine").values()] == ["r0", "r1", "r2", "r3", "r4"]
+    assert spoken(out, "mine", data, *flags) == 0  # resumed: the build inside the folder is not new input
+
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert str(tmp_path) not in card and str(data) not in card
+    assert "pretty_name: Spoken Japanese instructions from my-org/bakeries" in card
+    assert "[my-org/bakeries](https://example.com/bakeries)" in card and "`extra.csv` (8 bytes)" in card
+    assert "`data (local)`" in card
+    assert {r["source_dataset"] for r in rows(out, "mine").values()} == {"my-org/bakeries"}
+    for manifest in (out / "manifests" / "mine").glob("train-*.json"):
+        assert str(tmp_path) not in manifest.read_text(encoding="utf-8")
+    assert DatasetCard.load(out / "README.md").data.to_dict()["source_datasets"] == ["my-org/bakeries"]
+
+
+def test_a_missing_relative_path_fails_at_once_without_the_hub(tmp_path, monkeypatch, capsys):
+    import datasets
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the Hub was asked for a local path")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for missing in ("data/nope.jsonl", "./nope", "data/sub/rows", "nope.parquet", "data/rows"):
+        assert spoken(tmp_path / "o", "x", missing) == 2, missing
+        err = capsys.readouterr().err
+        assert "no such file or folder" in err and "hub:owner/name" in err, err
+
+
+def test_dialogues_ending_on_the_user_speak_reject_or_keep_their_exchanges(tmp_path):
+    q, a, q2 = "近所でおいしいパン屋を探しています。", "駅前の商店街に人気の店があります。", "何時に開きますか。"
+    path = write_jsonl(tmp_path / "d.jsonl", [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a},
+                      {"role": "user", "content": q2}]},
+        {"messages": [{"role": "user", "content": q2}]},  # no exchange at all
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}])
+    out = tmp_path / "out"
+    assert spoken(out, "keep", path) == 0
+    assert reject_reasons(out, "keep") == {1: "no_response"}
+    kept = rows(out, "keep")
+    assert roles(kept[0]) == ["user", "assistant"] and kept[0]["provenance"]["dropped_turns"] == [
+        {"role": "user", "text": q2}]
+    assert spoken(out, "said", path, "--trailing-user", "speak") == 0
+    kept = rows(out, "said")
+    assert roles(kept[0]) == ["user", "assistant", "user"] and roles(kept[1]) == ["user"]
+    assert kept[0]["turns"][2]["audio"] is not None and kept[0]["turns"][2]["text"] == q2
+    assert kept[0]["provenance"] == {"trailing_user": "spoken", "dropped_turns": []} and kept[2]["provenance"] is None
+    assert spoken(out, "strict", path, "--trailing-user", "reject") == 0
+    assert reject_reasons(out, "strict") == {0: "no_response", 1: "no_response"}
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| `keep` | keep-exchanges | 1 | 0 | 1 |" in card
+    assert "| `said` | speak | 0 | 2 | 0 |" in card and "| `strict` | reject | 0 | 0 | 2 |" in card
+
+
+def test_no_derivatives_licences_need_allow_nd(tmp_path, capsys):
+    args = (tmp_path / "o", "nd", "sample", "--format", "alpaca", "--limit", "2")
+    assert spoken(*args, license="cc-by-nc-nd-4.0") == 2
+    err = capsys.readouterr().err
+    assert "forbids derivatives" in err and "--allow-nd" in err
+    assert spoken(*args, "--allow-nd", license="cc-by-nc-nd-4.0") == 0
+    card = (tmp_path / "o" / "README.md").read_text(encoding="utf-8")
+    assert "license: cc-by-nc-nd-4.0" in card and "(--allow-nd)" in card

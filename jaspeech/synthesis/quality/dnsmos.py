@@ -20,7 +20,10 @@ for most i >= 7, and such windows are skipped, so a long clip is scored on its f
 window instead of one to seven, and every second of a long clip is heard. `benchmarks/quality.py` compares the two on the bundled samples (see docs/quality.md).
 
 Sessions are made once per process and model file; the windows of every clip of a call go through the
-models together along their batch axis, `batch` windows at a time.
+models together along their batch axis, `batch` windows at a time. A window in a batch holds ~140 MB of the
+P.835 model's activations (onnxruntime keeps the largest batch's in its arena), and on CPU a window costs the same
+in a batch of 1, 4 or 16: the default of 4 bounds the stage at ~0.7 GB, whatever the group's audio (16 held
+2.4 GB after a group of short dialogues; `benchmarks/memory.py`).
 """
 from __future__ import annotations
 
@@ -119,12 +122,15 @@ def p808_features(windows: np.ndarray) -> np.ndarray:
     return ((power_to_db(mel) + 40.0) / 40.0).transpose(0, 2, 1).astype(np.float32)
 
 
+BATCH = 4  # windows per model call: memory grows ~140 MB a window, time does not shrink on CPU
+
+
 class DNSMOS:
     """`score([(samples, rate), ...]) -> [{sig, bak, ovrl, p808}, ...]`, one dict per clip, in order."""
 
     name = "dnsmos"
 
-    def __init__(self, windows: str = "cover", batch: int = 16, threads: int | None = None) -> None:
+    def __init__(self, windows: str = "cover", batch: int = BATCH, threads: int | None = None) -> None:
         if windows not in WINDOWINGS:
             raise ValueError(f"unknown DNSMOS windowing {windows!r}; choose from {', '.join(WINDOWINGS)}")
         folder = model_dir()
