@@ -77,14 +77,15 @@ def _init_worker(threads: int, gpus: list[str], slot) -> None:
 
 
 def _run_task(args: tuple) -> dict:
-    out, plan, shard = args
-    return run_shard(Path(out), plan, shard)
+    out, plan, shard, allow_env_change = args
+    return run_shard(Path(out), plan, shard, allow_env_change)
 
 
-def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None]) -> None:
+def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None],
+              allow_env_change: bool = False) -> None:
     if workers <= 1 or len(shards) <= 1:
         for k in shards:
-            on_done(_run_task((str(out), plan, k)))
+            on_done(_run_task((str(out), plan, k, allow_env_change)))
         return
     gpus = visible_gpus()
     # each worker's share of the cores; JASPEECH_WORKER_THREADS overrides (e.g. to oversubscribe)
@@ -92,14 +93,14 @@ def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: C
     ctx = mp.get_context("spawn")  # fresh interpreters: CUDA and thread settings apply cleanly
     slot = ctx.Value("i", 0)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot)) as pool:
-        for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k) for k in shards]):
+        for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k, allow_env_change) for k in shards]):
             on_done(manifest)
 
 
 # --- Ray ------------------------------------------------------------------------------------------
 
 def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_per_task: float,
-            cpus_per_task: float, on_done: Callable[[dict], None]) -> None:
+            cpus_per_task: float, on_done: Callable[[dict], None], allow_env_change: bool = False) -> None:
     """One Ray task per shard. `address`: 'auto' or ray://... for a running cluster, None for a local one.
 
     On a cluster, `out` must be on a filesystem every node sees (tasks write their shard there).
@@ -113,7 +114,7 @@ def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
     try:
         task = ray.remote(num_gpus=gpus_per_task, num_cpus=cpus_per_task, max_retries=2)(_run_task)
-        pending = [task.remote((str(out), plan, k)) for k in shards]
+        pending = [task.remote((str(out), plan, k, allow_env_change)) for k in shards]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             on_done(ray.get(done[0]))
@@ -129,7 +130,7 @@ def build_command(opts, num_shards: int) -> list[str]:
     stored plan (it never reads the input to plan again)."""
     cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
            "--out", str(Path(opts.out).resolve()), "--num-shards", str(num_shards)]
-    return cmd + option_flags(opts, COMMAND_OPTIONS) + ["--quiet"]
+    return cmd + option_flags(opts, (*COMMAND_OPTIONS, "allow_env_change")) + ["--quiet"]
 
 
 def slurm_script(opts, num_shards: int, template: Path | None = None) -> str:

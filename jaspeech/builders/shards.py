@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from jaspeech.builders import corpus_spec
+from jaspeech.builders import corpus_spec, environment
 from jaspeech.builders.plan import DEFAULT_GROUP_ROWS
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import open_source, source_id_of
@@ -39,8 +39,13 @@ def _internal_error(pending, error: Exception) -> RowReject:
                      source_id=pending.source_id)
 
 
-def run_shard(out: Path, plan: dict, shard: int) -> dict:
-    """Process every input row of one shard and publish the shard; returns its manifest."""
+def run_shard(out: Path, plan: dict, shard: int, allow_env_change: bool = False) -> dict:
+    """Process every input row of one shard and publish the shard; returns its manifest.
+
+    The task checks its own environment against the plan's (a Ray or Slurm task may run on another node than
+    the driver) and records it in the manifest, so every shard says what spoke and heard its rows.
+    """
+    environment.check_environment(plan, f"shard {shard} of {plan['config']!r}", allow_env_change)
     spec = corpus_spec(plan["corpus"], [plan])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan, out)
@@ -155,6 +160,7 @@ def run_shard(out: Path, plan: dict, shard: int) -> dict:
             # on the shard's own thread: all of the quality stage when it runs there, else the wait for the helper
             "quality_wait_seconds": waited if helper is not None else timers.get("quality", 0.0),
             **getattr(builder, "manifest_fields", {}),  # e.g. the quality scorer's version (jaspeech rescore)
+            "environment": environment.current_environment(),
         }
     )
 
