@@ -12,6 +12,7 @@ config, how many rows differ in audio, transcript, scores or decision (kept / re
     python benchmarks/environment.py --label ct2-avx2 --env CT2_FORCE_CPU_ISA=AVX2 \\
         --reference benchmarks/results/env/reference.json --out benchmarks/results/env/ct2-avx2.json
     python benchmarks/environment.py --quick ...   # 4 rows of magpie only: checks the script, measures little
+    python benchmarks/environment.py --reference R.json --table A.json B.json   # the table of runs made before
 
 Each full build of a sample takes ~1.5 min on 2 cores. docs/reproducibility.md holds the measured table.
 """
@@ -91,6 +92,17 @@ def compare(rows: dict, ref: dict) -> dict:
     return out
 
 
+def row(label: str, config: str, rows: dict, seconds: float, reference: dict | None, limit: int | None) -> str:
+    """One line of the table: how many rows (and which source positions) differ from the reference."""
+    cells = ["(no reference)"] * 4
+    if reference and config in reference["configs"]:
+        ref = reference["configs"][config]["rows"]
+        if limit:
+            ref = {k: v for k, v in ref.items() if int(k) < limit}
+        cells = [f"{len(v)}" + (f" ({', '.join(v)})" if v else "") for v in compare(rows, ref).values()]
+    return f"| {label} | {config} | {len(rows)} | {seconds:.0f} | {' | '.join(cells)} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--label", default="run", help="the name of this environment in the printed table")
@@ -103,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="4 rows of magpie only")
     ap.add_argument("--reference", type=Path, default=None, help="a digest file this script wrote before")
     ap.add_argument("--out", type=Path, default=None, help="write this run's digests here")
+    ap.add_argument("--table", type=Path, nargs="+", default=None,
+                    help="build nothing: print the table of these digest files against --reference")
     args = ap.parse_args(argv)
     if args.quick:
         args.configs, args.limit = ["magpie"], 4
@@ -115,22 +129,21 @@ def main(argv: list[str] | None = None) -> int:
         env[name] = value
     env["PYTHONPATH"] = os.pathsep.join([*args.prepend, str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     reference = json.loads(args.reference.read_text(encoding="utf-8")) if args.reference else None
-
-    result = {"label": args.label, "env": args.env, "prepend": args.prepend, "limit": args.limit, "configs": {}}
     print("| environment | config | rows | seconds | decision differs | audio differs | transcript differs | "
           "scores differ |")
     print("|---|---|---:|---:|---|---|---|---|")
+    if args.table:
+        for path in args.table:
+            run = json.loads(path.read_text(encoding="utf-8"))
+            for config, c in run["configs"].items():
+                print(row(run["label"], config, c["rows"], c["seconds"], reference, run["limit"]))
+        return 0
+
+    result = {"label": args.label, "env": args.env, "prepend": args.prepend, "limit": args.limit, "configs": {}}
     for config in args.configs:
         rows, seconds, environment = build(config, env, args.limit)
         result["configs"][config] = {"rows": rows, "seconds": round(seconds, 1), "environment": environment}
-        cells = ["(reference)"] * 4
-        if reference and config in reference["configs"]:
-            ref = reference["configs"][config]["rows"]
-            if args.limit:
-                ref = {k: v for k, v in ref.items() if int(k) < args.limit}
-            diff = compare(rows, ref)
-            cells = [f"{len(v)}" + (f" ({', '.join(v)})" if v else "") for v in diff.values()]
-        print(f"| {args.label} | {config} | {len(rows)} | {seconds:.0f} | {' | '.join(cells)} |", flush=True)
+        print(row(args.label, config, rows, seconds, reference, args.limit), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
