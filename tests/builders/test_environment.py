@@ -107,3 +107,13 @@ def test_jaspeech_env_prints_the_environment(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert f"packages.numpy: {importlib.metadata.version('numpy')}" in lines
     assert f"models.kokoro: {current_environment()['models']['kokoro']}" in lines
+
+
+def test_a_plan_from_before_environments_is_resumed_and_changes_name_both_values():
+    assert environment.check_environment({"config": "magpie"}, "plan.json", allow=False) == []
+    old = {"python": "3.11.7", "packages": {"numpy": "2.4.6", "soxr": None}, "models": {"kokoro": "ab"}}
+    new = {"python": "3.11.7", "packages": {"numpy": "2.4.6", "soxr": "1.1.0"}, "models": {"kokoro": "cd"}}
+    changes = environment.environment_changes(old, new)
+    assert changes == [("models.kokoro", "ab", "cd"), ("soxr", None, "1.1.0")]
+    assert environment.describe_changes(changes) == "models.kokoro ab in the plan, cd here; soxr (none) in the plan, " \
+        "1.1.0 here"
