@@ -143,11 +143,15 @@ def _build_parser(sub) -> None:
                    "owner/name, or a free name); default: the hub id, or the input file's or folder's name")
     g.add_argument("--source-url", default=None, help="where the source is published, linked from the card")
     p.add_argument("--overwrite", action="store_true", help="discard an existing build of this config")
+    p.add_argument("--allow-env-change", action="store_true",
+                   help="resume a build (or run a shard task) although its package versions, model files or CPU "
+                   "instruction set differ from the plan's (`jaspeech env`); the differences are printed and "
+                   "each new shard's manifest records its own environment (docs/reproducibility.md)")
     p.add_argument("--quiet", action="store_true")
 
 
 def _run_build(args) -> int:
-    from jaspeech.builders.build import BuildOptions, NoPlan, PlanMismatch, build
+    from jaspeech.builders.build import BuildOptions, EnvironmentChanged, NoPlan, PlanMismatch, build
 
     if args.limit is not None and args.limit < 0:
         raise SystemExit("--limit must be >= 0")
@@ -166,7 +170,7 @@ def _run_build(args) -> int:
 
     try:
         summary = build(opts)
-    except (PlanMismatch, NoPlan, FileNotFoundError, ValueError, QualityUnavailable) as e:
+    except (PlanMismatch, EnvironmentChanged, NoPlan, FileNotFoundError, ValueError, QualityUnavailable) as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
@@ -176,6 +180,14 @@ def _run_build(args) -> int:
         return 2
     if not (args.executor == "slurm" and args.dry_run):
         print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _run_env(args) -> int:
+    from jaspeech.builders.environment import current_environment, environment_lines
+
+    env = current_environment()
+    print(json.dumps(env, ensure_ascii=False, indent=1) if args.json else "\n".join(environment_lines(env)))
     return 0
 
 
@@ -394,6 +406,13 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _build_parser(sub)
 
+    env = sub.add_parser(
+        "env", help="print this machine's build environment (what plans and shard manifests record; for bug reports)",
+        description="The versions of the packages that can change a row's bytes, the model files' hashes, Python, "
+        "the platform and the CPU's instruction-set flags, in the form plan.json and every shard manifest store "
+        "them (`environment`). A build resumed under another environment is refused unless --allow-env-change.")
+    env.add_argument("--json", action="store_true", help="print it as JSON (as plan.json stores it)")
+
     card = sub.add_parser("card", help="(re)write README.md of a built corpus folder from its files")
     card.add_argument("folder", type=Path)
 
@@ -500,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_build(args)
     if args.command == "card":
         return _run_card(args)
+    if args.command == "env":
+        return _run_env(args)
     if args.command == "publish":
         return _run_publish(args)
     if args.command == "rescore":

@@ -5,13 +5,15 @@
 processes, Ray tasks, or a Slurm job array), each of which runs `shards.run_shard`, and writes the
 dataset card when every shard is complete. Re-running the same command continues where it stopped; a
 different plan for the same config needs `--overwrite`. `--shard-index K` (one array task) reads the
-stored plan and builds shard K only.
+stored plan and builds shard K only. A plan made in another environment (package versions, model files, CPU
+instruction set: `environment.py`) is resumed only with `--allow-env-change`.
 """
 from __future__ import annotations
 
 import sys
 
 from jaspeech.builders import corpus_spec, executors
+from jaspeech.builders.environment import EnvironmentChanged, check_environment, describe_changes  # noqa: F401
 from jaspeech.builders.plan import (  # noqa: F401  (BuildOptions, PlanMismatch, NoPlan: the driver's API)
     BuildOptions,
     NoPlan,
@@ -30,6 +32,15 @@ def _log(opts: BuildOptions, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def _check_environment(opts: BuildOptions, plan: dict) -> None:
+    """Refuse to build on in an environment other than the plan's, or say what differs when allowed."""
+    changes = check_environment(plan, str(plan_path(opts.out, opts.config)), opts.allow_env_change)
+    if changes:  # a warning even with --quiet: these rows may differ from the ones already built
+        print(f"{opts.corpus}/{opts.config}: warning: building on in another environment than the plan's "
+              f"(--allow-env-change): {describe_changes(changes)}; each new shard's manifest records its own",
+              file=sys.stderr, flush=True)
+
+
 def _slurm(opts: BuildOptions) -> dict:
     """Write (and submit) the array script. A dry run reads nothing: --num-shards or a stored plan suffices."""
     if opts.dry_run:
@@ -43,6 +54,7 @@ def _slurm(opts: BuildOptions) -> dict:
             _log(opts, f"# no plan yet: before `sbatch`, write it once with\n#   {plan_command(opts)}")
         return {"config": opts.config, "num_shards": num_shards, "planned": plan is not None, "submitted": False}
     plan = load_or_create_plan(opts)
+    _check_environment(opts, plan)
     job = executors.submit_slurm(executors.slurm_script(opts, plan["num_shards"], opts.slurm_template),
                                  opts.out, opts.config)
     _log(opts, f"submitted Slurm array job {job} ({plan['num_shards']} tasks)")
@@ -57,6 +69,7 @@ def build(opts: BuildOptions) -> dict:
     if opts.executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {opts.executor!r}; choose local, slurm or ray")
     plan = read_plan(opts) if opts.shard_index is not None else load_or_create_plan(opts)
+    _check_environment(opts, plan)
     if plan.get("input_note"):  # what the corpus read from the input at planning time (spoken: the format)
         _log(opts, f"{opts.corpus}/{opts.config}: {plan['input_note']}")
     if opts.plan_only:
@@ -72,9 +85,11 @@ def build(opts: BuildOptions) -> dict:
     try:
         if opts.executor == "ray":
             executors.run_ray(opts.out, plan, todo, opts.ray_address, opts.gpus_per_task, opts.cpus_per_task,
-                              progress.update, progress.advance)
+                              progress.update, progress.advance,
+                              opts.allow_env_change)
         else:
-            executors.run_local(opts.out, plan, todo, opts.workers, progress.update, progress.advance)
+            executors.run_local(opts.out, plan, todo, opts.workers, progress.update, progress.advance,
+                                opts.allow_env_change)
     finally:
         progress.close()
 

@@ -105,9 +105,10 @@ def _init_worker(threads: int, gpus: list[str], slot, progress=None) -> None:
 
 
 def _run_task(args: tuple) -> dict:
-    out, plan, shard = args[:3]
-    queue = args[3] if len(args) > 3 else _PROGRESS  # a Ray task gets its queue with the task
-    return run_shard(Path(out), plan, shard, None if queue is None else lambda *report: queue.put(report))
+    out, plan, shard, allow_env_change = args[:4]
+    queue = args[4] if len(args) > 4 else _PROGRESS  # a Ray task gets its queue with the task
+    return run_shard(Path(out), plan, shard, None if queue is None else lambda *report: queue.put(report),
+                     allow_env_change)
 
 
 def _drain(get: Callable[[], tuple | None], on_progress: ProgressCallback) -> None:
@@ -117,10 +118,10 @@ def _drain(get: Callable[[], tuple | None], on_progress: ProgressCallback) -> No
 
 
 def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: Callable[[dict], None],
-              on_progress: ProgressCallback | None = None) -> None:
+              on_progress: ProgressCallback | None = None, allow_env_change: bool = False) -> None:
     if workers <= 1 or len(shards) <= 1:
         for k in shards:
-            on_done(run_shard(Path(out), plan, k, on_progress))
+            on_done(run_shard(Path(out), plan, k, on_progress, allow_env_change))
         return
     gpus = visible_gpus()
     # each worker's share of the cores; JASPEECH_WORKER_THREADS overrides (e.g. to oversubscribe)
@@ -133,7 +134,7 @@ def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: C
         drainer.start()
     try:
         with ctx.Pool(workers, initializer=_init_worker, initargs=(threads, gpus, slot, queue)) as pool:
-            for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k) for k in shards]):
+            for manifest in pool.imap_unordered(_run_task, [(str(out), plan, k, allow_env_change) for k in shards]):
                 on_done(manifest)
     finally:
         if drainer:
@@ -144,7 +145,8 @@ def run_local(out: Path, plan: dict, shards: list[int], workers: int, on_done: C
 # --- Ray ------------------------------------------------------------------------------------------
 
 def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_per_task: float,
-            cpus_per_task: float, on_done: Callable[[dict], None], on_progress: ProgressCallback | None = None) -> None:
+            cpus_per_task: float, on_done: Callable[[dict], None], on_progress: ProgressCallback | None = None,
+            allow_env_change: bool = False) -> None:
     """One Ray task per shard. `address`: 'auto' or ray://... for a running cluster, None for a local one.
 
     On a cluster, `out` must be on a filesystem every node sees (tasks write their shard there).
@@ -161,7 +163,7 @@ def run_ray(out: Path, plan: dict, shards: list[int], address: str | None, gpus_
 
         queue = Queue() if on_progress is not None else None  # group reports of every task, drained here
         task = ray.remote(num_gpus=gpus_per_task, num_cpus=cpus_per_task, max_retries=2)(_run_task)
-        pending = [task.remote((str(out), plan, k, queue)) for k in shards]
+        pending = [task.remote((str(out), plan, k, allow_env_change, queue)) for k in shards]
 
         def drain() -> None:
             while queue is not None:
@@ -188,7 +190,7 @@ def build_command(opts, num_shards: int) -> list[str]:
     stored plan (it never reads the input to plan again)."""
     cmd = [sys.executable, "-m", "jaspeech", "build", opts.corpus, "--config", opts.config,
            "--out", str(Path(opts.out).resolve()), "--num-shards", str(num_shards)]
-    return cmd + option_flags(opts, COMMAND_OPTIONS) + ["--quiet"]
+    return cmd + option_flags(opts, (*COMMAND_OPTIONS, "allow_env_change")) + ["--quiet"]
 
 
 def slurm_script(opts, num_shards: int, template: Path | None = None) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from jaspeech import __version__
 from jaspeech.builders import corpus_spec
 from jaspeech.builders.corpus import SOURCE_OPTIONS
+from jaspeech.builders.environment import current_environment
 from jaspeech.builders.sources import open_source, source_id_of
 from jaspeech.builders.writer import write_json_atomic
 from jaspeech.synthesis.quality import QUALITY_BACKENDS, default_quality
@@ -68,6 +69,9 @@ class BuildOptions:
     plan_only: bool = False  # write the plan and stop (before submitting a job array by hand)
     workers: int = 1
     overwrite: bool = False
+    # resume (or run a shard task) although the environment differs from the plan's (builders/environment.py);
+    # each new shard's manifest records its own environment either way
+    allow_env_change: bool = False
     quiet: bool = False
     executor: str = "local"  # local | slurm | ray
     ray_address: str | None = None
@@ -298,7 +302,8 @@ def load_or_create_plan(opts: BuildOptions) -> dict:
     """Resume with the stored plan when the options agree (no pass over the input), else plan anew.
 
     A local input whose files changed size since the plan is planned again: the new plan must then
-    equal the old one, or the build needs --overwrite.
+    equal the old one, or the build needs --overwrite. A new plan stores the environment it is made in
+    (`environment`); the driver compares it with its own (`environment.check_environment`).
     """
     path = plan_path(opts.out, opts.config)
     if path.exists() and not opts.overwrite:
@@ -310,12 +315,13 @@ def load_or_create_plan(opts: BuildOptions) -> dict:
         if old.get("input_files", []) == (source.fingerprint() if hasattr(source, "fingerprint") else []):
             return old
         plan = with_defaults(make_plan(opts))
-        if {k: v for k, v in old.items() if k != "jaspeech_version"} != plan:
+        if {k: v for k, v in old.items() if k not in ("jaspeech_version", "environment")} != plan:
             raise PlanMismatch(f"the input files changed since {path} was written; add --overwrite to rebuild "
                                f"{opts.config!r} from the new input")
         return old
     plan = make_plan(opts)
     if opts.overwrite or path.exists():
         clear_config(opts.out, opts.config)
-    write_json_atomic(path, {**plan, "jaspeech_version": __version__})
+    plan = {**plan, "jaspeech_version": __version__, "environment": current_environment()}
+    write_json_atomic(path, plan)
     return plan

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaspeech.builders import corpus_spec
+from jaspeech.builders.environment import current_environment
 from jaspeech.builders.writer import PARTIAL, _publish, read_manifest, sha256_file, shard_paths, write_json_atomic
 from jaspeech.synthesis.audio import decode_audio
 from jaspeech.synthesis.quality import make_quality, scorer_version, signal_checks
@@ -87,6 +88,7 @@ def rescore_shard(out: Path, config: str, shard: int, num_shards: int, features,
     manifest["files"][rel] = {"bytes": tmp.stat().st_size, "sha256": sha256_file(tmp)}
     manifest["quality_scorer"] = scorer_version(scorer)
     manifest["quality_seconds"] = time.perf_counter() - t0
+    manifest["rescore_environment"] = current_environment()  # what scored the quality columns (`environment`: the rest)
     pending = paths["manifest"].with_name(paths["manifest"].name + PENDING)
     write_json_atomic(pending, manifest)
     _publish(tmp, paths["data"])

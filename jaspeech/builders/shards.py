@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from jaspeech.builders import corpus_spec
+from jaspeech.builders import corpus_spec, environment
 from jaspeech.builders.plan import DEFAULT_GROUP_ROWS
 from jaspeech.builders.schema import RowReject
 from jaspeech.builders.sources import open_source, source_id_of
@@ -51,9 +51,15 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024 if peak > 1 << 32 else 1024)
 
 
-def run_shard(out: Path, plan: dict, shard: int, progress: ProgressCallback | None = None) -> dict:
+def run_shard(out: Path, plan: dict, shard: int, progress: ProgressCallback | None = None,
+              allow_env_change: bool = False) -> dict:
     """Process every input row of one shard and publish the shard; returns its manifest. `progress` hears of each
-    group once it is written."""
+    group once it is written.
+
+    The task checks its own environment against the plan's (a Ray or Slurm task may run on another node than
+    the driver) and records it in the manifest, so every shard says what spoke and heard its rows.
+    """
+    environment.check_environment(plan, f"shard {shard} of {plan['config']!r}", allow_env_change)
     spec = corpus_spec(plan["corpus"], [plan])
     cfg = spec.configs[plan["config"]]
     builder = row_builder(plan, out)
@@ -175,6 +181,7 @@ def run_shard(out: Path, plan: dict, shard: int, progress: ProgressCallback | No
             # the worker process's peak resident memory so far (models included; a process that built earlier
             # shards reports their peak too): what a node needs per worker (benchmarks/memory.py)
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "environment": environment.current_environment(),
         }
     )
 

@@ -6,6 +6,7 @@ Prose lives in `templates/<corpus>.md.j2` (Jinja2) so maintainers edit it withou
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path, PurePath
 
 import datasets
@@ -14,6 +15,7 @@ import yaml
 
 from jaspeech import __version__
 from jaspeech.builders.corpus import CorpusSpec
+from jaspeech.builders.environment import flatten
 from jaspeech.builders.sources import HUB_ID, HUB_PREFIX
 from jaspeech.cards.plots import PLOTS, write_plots
 from jaspeech.cards.stats import ConfigStats, config_stats
@@ -86,6 +88,19 @@ def built_configs(out: Path, spec: CorpusSpec) -> list[str]:
     return [c for c in spec.configs if (out / "data" / c).is_dir()]
 
 
+def environment_table(stats: list[ConfigStats]) -> tuple[list[str], list[list[str]]]:
+    """Every environment the configs' shards were built in, as columns (`env 1`, ...) of one table whose rows are
+    the entries (`numpy`, `models.kokoro`, ...); a header row per config says how many of its shards each built."""
+    envs: list[str] = []
+    for s in stats:
+        envs += [e for e in s.environments if e not in envs]
+    flat = [flatten(json.loads(e)) for e in envs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    rows = [[f"shards of `{s.name}`", *[str(s.environments.get(e, 0)) for e in envs]] for s in stats]
+    rows += [[f"`{k}`", *["" if f.get(k) is None else str(f[k]) for f in flat]] for k in keys]
+    return [f"env {i + 1}" for i in range(len(envs))], rows
+
+
 def render_card(out: Path, spec: CorpusSpec, stats: list[ConfigStats] | None = None) -> str:
     stats = stats if stats is not None else [config_stats(out, c) for c in built_configs(out, spec)]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
@@ -104,6 +119,7 @@ def render_card(out: Path, spec: CorpusSpec, stats: list[ConfigStats] | None = N
         plots=PLOTS,
         speakers=PROFILES,
         version=__version__,
+        environment_table=environment_table(stats),
     )
     yaml_text = yaml.safe_dump(front_matter(spec, stats), sort_keys=False, allow_unicode=True)
     return f"---\n{yaml_text}---\n\n{body}"

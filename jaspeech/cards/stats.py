@@ -56,6 +56,8 @@ class ConfigStats:
     # quality stage, per kept spoken turn (any role): DNSMOS scores where scored, signal figures where measured
     quality: dict[str, array] = field(default_factory=lambda: {k: array("d") for k in _QUALITY_LEAVES})
     quality_scorers: Counter = field(default_factory=Counter)  # shard manifests' `quality_scorer` -> shards
+    # each environment the config's shards were built in (manifests' `environment`, as sorted JSON) -> shards
+    environments: Counter = field(default_factory=Counter)
     caption_words: array = field(default_factory=lambda: array("d"))  # captioned corpora
     licenses: Counter = field(default_factory=Counter)  # licence URL -> clips
     uploaders: Counter = field(default_factory=Counter)
@@ -206,7 +208,10 @@ def config_stats(out: Path, config: str) -> ConfigStats:
         with open(f, encoding="utf-8") as fh:
             s.reject_reasons.update(json.loads(line)["reason"] for line in fh if line.strip())
     for f in sorted((out / "manifests" / config).glob("train-*.json")):
-        s.quality_scorers[json.loads(f.read_text(encoding="utf-8")).get("quality_scorer", "none")] += 1
+        manifest = json.loads(f.read_text(encoding="utf-8"))
+        s.quality_scorers[manifest.get("quality_scorer", "none")] += 1
+        if manifest.get("environment"):  # absent in shards built before manifests recorded it
+            s.environments[json.dumps(manifest["environment"], sort_keys=True)] += 1
     plan_path = out / "manifests" / config / "plan.json"
     if plan_path.exists():
         s.plan = json.loads(plan_path.read_text(encoding="utf-8"))

@@ -158,6 +158,10 @@ def test_rescore_scores_an_old_build_like_a_build_and_a_second_run_changes_nothi
     assert ds[0]["turns"][0]["dnsmos"]["ovrl"] == pytest.approx(new[0]["turns"][0]["dnsmos"]["ovrl"])
     assert "| `magpie` | 3 |" in (out / "README.md").read_text(encoding="utf-8")  # the card's quality table
     assert json.loads((out / "manifests/magpie/plan.json").read_text())["quality"] == "dnsmos"
+    from jaspeech.builders.environment import current_environment
+
+    assert json.loads((out / "manifests/magpie/train-00000-of-00001.json").read_text())["rescore_environment"] == \
+        current_environment()  # what scored the columns, beside the build's own `environment`
 
     shards = sorted((out / "data").rglob("*.parquet"))
     digests = {p: sha256_file(p) for p in shards}
