@@ -5,8 +5,9 @@
 (`zero_shot.py`), and then every sentence of every item goes through three batched stages:
 
     LM     llm.py      all sentences decoded together (continuous batching over `max_batch` slots)
-    flow   flow.py     sentences sorted by length, `flow_batch` at a time, right-padded
-    HiFT   hift.py     one sentence at a time, each with its own generator
+    flow   flow.py     sentences sorted by length, cut into batches by a frame budget (graphs.py), right-padded
+    HiFT   hift.py     sentences sorted by length, batched by a frame budget, right-padded and re-masked,
+                       each row with its own generator; one copy to the host per batch
 
 A sentence whose audio is implausibly short or long for its text (a runaway or truncated generation,
 `plausible_seconds`) is generated again with the next seed, up to `max_retries` times, in the next round
@@ -34,6 +35,7 @@ from jaspeech.synthesis.tts.zero_shot import (normalize_japanese, plausible_seco
 
 from .config import read_config
 from .flow import CosyVoice2Flow
+from .graphs import budget_batches
 from .frontend import SpeakerPrompt, TextTokenizer, load_speakers
 from .hift import CosyVoice2HiFT
 from .llm import CosyVoice2LM, LMPrompt
@@ -61,7 +63,8 @@ class CosyVoice2Runtime:
 
     def __init__(self, model_dir: str | Path, speakers: dict[str, SpeakerPrompt], device: str | None = None,
                  dtype: torch.dtype | None = None, max_batch: int | None = None, flow_batch: int | None = None,
-                 max_retries: int = 2, sentence_pause: float = 0.25) -> None:
+                 max_retries: int = 2, sentence_pause: float = 0.25, flow_frames: int | None = None,
+                 hift_frames: int | None = None) -> None:
         folder = Path(model_dir)
         config = read_config(folder)  # fails first, naming what a model folder holds
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -75,7 +78,13 @@ class CosyVoice2Runtime:
         self.sample_rate = int(config.get("sample_rate", 24000))
         self.speakers = speakers
         self.max_batch = max_batch or (256 if gpu else 16)
+        # the flow's and HiFT's batches: at most flow_batch rows, and rows x padded mel frames within a budget
+        # (the flow's score tensors also grow with frames², bounded by flow_quadratic); sized so a group of
+        # 64 eight-second sentences is one batch on a GPU and peak memory stays a few GiB per stage
         self.flow_batch = flow_batch or (64 if gpu else 8)
+        self.flow_frames = flow_frames or (65536 if gpu else 8192)
+        self.flow_quadratic = 64 * 1024 ** 2 if gpu else 8 * 1024 ** 2
+        self.hift_frames = hift_frames or (32768 if gpu else 8192)
         self.max_retries = max_retries
         self._pause = np.zeros(int(sentence_pause * self.sample_rate), np.float32)
         self.name = f"CosyVoice2 ({folder.name}), jaspeech runtime v{RUNTIME_VERSION}"
@@ -157,10 +166,9 @@ class CosyVoice2Runtime:
                                   seeds, max_batch=self.max_batch)
         t1 = time.perf_counter()
         mels: list[torch.Tensor | None] = [None] * len(sentences)
-        order = sorted((n for n in range(len(sentences)) if tokens[n]),
-                       key=lambda n: (len(voices[n].speech_tokens) + len(tokens[n]), n))
-        for start in range(0, len(order), self.flow_batch):
-            batch = order[start : start + self.flow_batch]
+        frames = [2 * (len(voices[n].speech_tokens) + len(tokens[n])) for n in range(len(sentences))]
+        order = sorted((n for n in range(len(sentences)) if tokens[n]), key=lambda n: (frames[n], n))
+        for batch in budget_batches(order, frames, self.flow_batch, self.flow_frames, self.flow_quadratic):
             out = self.flow.inference(
                 [torch.tensor(tokens[n], dtype=torch.long, device=self.device) for n in batch],
                 [torch.tensor(voices[n].speech_tokens, dtype=torch.long, device=self.device) for n in batch],
@@ -170,9 +178,7 @@ class CosyVoice2Runtime:
                 mels[n] = mel
         self._sync()
         t2 = time.perf_counter()
-        ready = [n for n in range(len(sentences)) if mels[n] is not None]
-        waves = self.hift.inference([mels[n].float() for n in ready], [seeds[n] for n in ready])
-        audio = {n: w.detach().float().cpu().numpy().reshape(-1) for n, w in zip(ready, waves)}
+        audio = self._vocode(mels, seeds)
         t3 = time.perf_counter()
         for n, s in enumerate(sentences):
             s.audio = audio.get(n, np.zeros(0, np.float32))
@@ -180,3 +186,15 @@ class CosyVoice2Runtime:
         self.timings["flow_s"] += t2 - t1
         self.timings["hift_s"] += t3 - t2
         self.timings["sentences"] += len(sentences)
+
+    def _vocode(self, mels: list[torch.Tensor | None], seeds: list[int]) -> dict[int, np.ndarray]:
+        """HiFT over every mel, length-sorted batches within `hift_frames`; one host copy per batch."""
+        ready = sorted((n for n in range(len(mels)) if mels[n] is not None), key=lambda n: (mels[n].shape[-1], n))
+        frames = [0 if m is None else m.shape[-1] for m in mels]
+        audio: dict[int, np.ndarray] = {}
+        for batch in budget_batches(ready, frames, len(ready), self.hift_frames):
+            waves = self.hift.inference_batch([mels[n].float() for n in batch], [seeds[n] for n in batch])
+            host = waves.float().cpu().numpy()  # the one copy (and sync) of the batch
+            for row, n in enumerate(batch):
+                audio[n] = host[row, : frames[n] * self.hift.upsample_scale].copy()
+        return audio

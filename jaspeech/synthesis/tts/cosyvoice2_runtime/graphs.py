@@ -1,0 +1,81 @@
+"""How the runtime runs its modules on a device: batches by a size budget, shape buckets, and CUDA graphs
+kept per shape for the life of the process.
+
+The modules (llm.py, flow.py, hift.py) only compute; this module decides how they run (the split of
+FlashCosyVoice's `model_runner`): `budget_batches` cuts a length-sorted group into batches whose padded size
+fits a budget (the flow's `[2B, heads, T, T]` attention and `[B, heads, T, 2T-1]` relative-position scores
+grow with T², so a row count is no bound: 64 rows of 2,500 frames would need ~13 GB per score tensor);
+`bucket` rounds a length up so that shapes repeat between calls; `GraphCache` keeps one captured CUDA graph
+per key, so the LM's decode step is captured once per (slots, cache bucket) per process, not per call or
+retry round. Nothing here runs on CPU but the batching arithmetic: the capture path is exercised only on a
+GPU (benchmarks/gpu_session.sh, `gpu_cost.py --check` compares graph and eager tokens).
+"""
+from __future__ import annotations
+
+from typing import Callable, Hashable
+
+
+def bucket(n: int, step: int) -> int:
+    """n rounded up to a multiple of step (at least one step)."""
+    return max(step, -(-n // step) * step)
+
+
+def budget_batches(order: list[int], sizes: list[int], max_rows: int, max_padded: int,
+                   max_quadratic: int | None = None) -> list[list[int]]:
+    """Cut `order` (indices, sorted by size ascending) into consecutive batches such that each batch has at most
+    `max_rows` rows, rows x its longest size <= `max_padded` (padded frames), and, if given,
+    rows x longest² <= `max_quadratic` (the attention's score elements per head). A row too long for the budget
+    alone gets a batch of its own (it must run; the caller sizes the budget so that a real sentence fits)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for n in order:
+        longest = max([sizes[n]] + [sizes[m] for m in current])
+        rows = len(current) + 1
+        fits = rows <= max_rows and rows * longest <= max_padded and (
+            max_quadratic is None or rows * longest * longest <= max_quadratic)
+        if current and not fits:
+            batches.append(current)
+            current = []
+        current.append(n)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def padding_waste(batches: list[list[int]], sizes: list[int]) -> float:
+    """The share of padded positions in `batches` (0 = none): what the budget batching costs in compute."""
+    padded = sum(len(b) * max(sizes[n] for n in b) for b in batches)
+    real = sum(sizes[n] for b in batches for n in b)
+    return 1 - real / padded if padded else 0.0
+
+
+class GraphCache:
+    """CUDA graphs by shape key, captured on first use and replayed after (with their static buffers, owned by
+    whoever built them). One memory pool for all graphs of the cache, as torch.cuda.graphs recommends for
+    graphs that never run concurrently."""
+
+    def __init__(self) -> None:
+        self.graphs: dict[Hashable, "object"] = {}
+        self.pool = None
+        self.captures = 0
+
+    def get(self, key: Hashable, step: Callable[[], None], warmup: int = 3) -> Callable[[], None]:
+        """The replay function for `key`, capturing `step` (after `warmup` runs on a side stream) the first
+        time. `step` must only touch tensors that stay alive with the graph (static buffers)."""
+        if key not in self.graphs:
+            import torch
+
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(warmup):
+                    step()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            with torch.cuda.graph(graph, pool=self.pool):
+                step()
+            self.graphs[key] = graph
+            self.captures += 1
+        return self.graphs[key].replay
