@@ -14,6 +14,17 @@ from __future__ import annotations
 
 from typing import Callable, Hashable
 
+import torch
+
+
+def to_device(values, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A host list on `device` without making the host wait: pinned memory and a non-blocking copy on CUDA
+    (a pageable copy waits for every queued kernel first)."""
+    t = torch.tensor(values, dtype=dtype)
+    if device.type == "cpu":
+        return t
+    return (t.pin_memory() if device.type == "cuda" else t).to(device, non_blocking=True)
+
 
 def bucket(n: int, step: int) -> int:
     """n rounded up to a multiple of step (at least one step)."""
@@ -55,7 +66,7 @@ class GraphCache:
     graphs that never run concurrently."""
 
     def __init__(self) -> None:
-        self.graphs: dict[Hashable, "object"] = {}
+        self.graphs: dict[Hashable, "torch.cuda.CUDAGraph"] = {}
         self.pool = None
         self.captures = 0
 
@@ -63,8 +74,6 @@ class GraphCache:
         """The replay function for `key`, capturing `step` (after `warmup` runs on a side stream) the first
         time. `step` must only touch tensors that stay alive with the graph (static buffers)."""
         if key not in self.graphs:
-            import torch
-
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):

@@ -34,6 +34,12 @@ from torch import nn
 from jaspeech.synthesis.tts.cosyvoice2_runtime.config import kwargs, read_config
 
 
+def _generator(device: torch.device) -> torch.Generator:
+    """A row's generator on the device (a CPU one for meta tensors: benchmarks/device_account.py runs the
+    vocoder on shapes only, and meta has no generator)."""
+    return torch.Generator(device="cpu" if device.type == "meta" else device)
+
+
 def _padding(kernel_size: int, dilation: int = 1) -> int:
     return int((kernel_size * dilation - dilation) / 2)
 
@@ -264,7 +270,7 @@ class CosyVoice2HiFT(HiFTGenerator):
             raise ValueError(f"{len(mels)} mels but {len(seeds)} seeds")
         dtype, out = self.conv_pre.weight.dtype, []
         for mel, seed in zip(mels, seeds):
-            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+            generator = _generator(self.device).manual_seed(int(seed))
             out.append(self(mel.to(device=self.device, dtype=dtype)[None], generator)[0])
         return out
 
@@ -315,7 +321,7 @@ class CosyVoice2HiFT(HiFTGenerator):
         """SourceModuleHnNSF2.forward over a padded batch: [B, L, 1] -> [B, L, 1], row i's draws from its seed."""
         src, device = self.m_source, f0.device
         b, n = f0.shape[0], f0.shape[1]
-        generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        generators = [_generator(device).manual_seed(int(s)) for s in seeds]
         harmonics = torch.arange(1, src.harmonic_num + 2, dtype=torch.float32, device=device)
         rad = (f0 * harmonics[None, None, :] / src.sampling_rate) % 1
         h = rad.size(2)

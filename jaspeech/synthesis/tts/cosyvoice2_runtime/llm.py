@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from .config import read_config
-from .graphs import GraphCache, bucket
+from .graphs import GraphCache, bucket, to_device
 from .sampler import ras_sample, uniforms
 
 
@@ -120,13 +120,6 @@ KEPT_STATES = 2  # decode states (cache, buffers, graphs) kept between calls, mo
 def _wide(dtype: torch.dtype) -> torch.dtype:
     """The sampler's dtype: float32, or float64 for a float64 model (upstream's autocast keeps softmax in fp32)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _to_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A host list on `device` without making the host wait: pinned memory and a non-blocking copy on CUDA
-    (a pageable copy waits for every queued kernel first)."""
-    t = torch.tensor(values, dtype=dtype)
-    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
 
 
 class CosyVoice2LM(torch.nn.Module):
@@ -223,7 +216,7 @@ class CosyVoice2LM(torch.nn.Module):
         lengths = [p.shape[0] - 1 for p in prefixes]
         t = max(lengths)
         h = torch.stack([F.pad(p[:-1], (0, 0, 0, t - n)) for p, n in zip(prefixes, lengths)])
-        idx = _to_device(slots, torch.long, h.device)
+        idx = to_device(slots, torch.long, h.device)
         cos, sin = s.cos[:t], s.sin[:t]
         groups = self.heads // self.kv_heads
         for layer_idx, layer in enumerate(self._qwen.layers):
@@ -236,7 +229,7 @@ class CosyVoice2LM(torch.nn.Module):
             h = h + layer.self_attn.o_proj(o.transpose(1, 2).reshape(h.shape[0], t, -1))
             h = h + _mlp(layer.mlp, _rms_norm(h, layer.post_attention_layernorm))
         s.x[idx] = torch.stack([p[-1] for p in prefixes])
-        s.pos[idx] = _to_device(lengths, torch.long, h.device)
+        s.pos[idx] = to_device(lengths, torch.long, h.device)
 
     def _forward_step(self, s: _Slots, live: int | None = None) -> torch.Tensor:
         """Every slot's pending x through Qwen2 at its own position, written into the cache there ->
@@ -289,8 +282,8 @@ class CosyVoice2LM(torch.nn.Module):
     def _prefix(self, prompt: LMPrompt) -> torch.Tensor:
         """[sos, embed_tokens(prompt_text + text), task, speech_embedding(prompt_speech)] -> [P, H]."""
         device = self.llm_embedding.weight.device
-        text = _to_device(prompt.prompt_text + prompt.text, torch.long, device)
-        speech = _to_device(prompt.prompt_speech, torch.long, device)
+        text = to_device(prompt.prompt_text + prompt.text, torch.long, device)
+        speech = to_device(prompt.prompt_speech, torch.long, device)
         return torch.cat([self.llm_embedding.weight[:1], self._qwen.embed_tokens(text),
                           self.llm_embedding.weight[1:], self.speech_embedding(speech)])
 
@@ -380,10 +373,10 @@ class CosyVoice2LM(torch.nn.Module):
             for c in range(0, len(batch), prefill_rows):
                 chunk = batch[c:c + prefill_rows]
                 self._prefill(s, [slot for slot, _ in chunk], [prefixes[i] for _, i in chunk])
-            idx = _to_device([slot for slot, _ in batch], torch.long, w.device)
+            idx = to_device([slot for slot, _ in batch], torch.long, w.device)
 
             def put(t: torch.Tensor, values: list[int]):
-                t[idx] = _to_device(values, t.dtype, w.device)
+                t[idx] = to_device(values, t.dtype, w.device)
 
             put(s.n_out, [0] * len(batch))
             put(s.min_len, [min_lens[i] for _, i in batch])

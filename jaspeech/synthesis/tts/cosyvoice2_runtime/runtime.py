@@ -35,7 +35,7 @@ from jaspeech.synthesis.tts.zero_shot import (normalize_japanese, plausible_seco
 
 from .config import read_config
 from .flow import CosyVoice2Flow
-from .graphs import budget_batches
+from .graphs import budget_batches, to_device
 from .frontend import SpeakerPrompt, TextTokenizer, load_speakers
 from .hift import CosyVoice2HiFT
 from .llm import CosyVoice2LM, LMPrompt
@@ -170,8 +170,8 @@ class CosyVoice2Runtime:
         order = sorted((n for n in range(len(sentences)) if tokens[n]), key=lambda n: (frames[n], n))
         for batch in budget_batches(order, frames, self.flow_batch, self.flow_frames, self.flow_quadratic):
             out = self.flow.inference(
-                [torch.tensor(tokens[n], dtype=torch.long, device=self.device) for n in batch],
-                [torch.tensor(voices[n].speech_tokens, dtype=torch.long, device=self.device) for n in batch],
+                [to_device(tokens[n], torch.long, self.device) for n in batch],
+                [to_device(voices[n].speech_tokens, torch.long, self.device) for n in batch],
                 [torch.from_numpy(voices[n].feat).to(self.device, self.dtype) for n in batch],
                 torch.from_numpy(np.stack([voices[n].embedding for n in batch])).to(self.device, self.dtype))
             for n, mel in zip(batch, out):
