@@ -17,6 +17,9 @@ def test_budget_batches_keep_every_row_once_in_order_within_the_budget():
         assert len(b) <= 3 and (len(b) == 1 or (len(b) * longest <= 130 and len(b) * longest ** 2 <= 10_000))
     assert [5] in batches  # too long for the budget alone: a batch of its own, never dropped
     assert 0 <= padding_waste(batches, sizes) < 0.2
+    capped = budget_batches(order, sizes, max_rows=10, max_padded=10_000, max_waste=0.25)
+    assert [n for b in capped for n in b] == order
+    assert all(padding_waste([b], sizes) <= 0.25 for b in capped) and len(capped) > 1
     assert bucket(1, 64) == 64 and bucket(64, 64) == 64 and bucket(65, 64) == 128
 
 

@@ -32,18 +32,21 @@ def bucket(n: int, step: int) -> int:
 
 
 def budget_batches(order: list[int], sizes: list[int], max_rows: int, max_padded: int,
-                   max_quadratic: int | None = None) -> list[list[int]]:
+                   max_quadratic: int | None = None, max_waste: float | None = None) -> list[list[int]]:
     """Cut `order` (indices, sorted by size ascending) into consecutive batches such that each batch has at most
     `max_rows` rows, rows x its longest size <= `max_padded` (padded frames), and, if given,
-    rows x longest² <= `max_quadratic` (the attention's score elements per head). A row too long for the budget
+    rows x longest² <= `max_quadratic` (the attention's score elements per head) and a padded share of at most
+    `max_waste` (compute spent on padding; a batch of one row never has any). A row too long for the budget
     alone gets a batch of its own (it must run; the caller sizes the budget so that a real sentence fits)."""
     batches: list[list[int]] = []
     current: list[int] = []
     for n in order:
         longest = max([sizes[n]] + [sizes[m] for m in current])
         rows = len(current) + 1
+        real = sizes[n] + sum(sizes[m] for m in current)
         fits = rows <= max_rows and rows * longest <= max_padded and (
-            max_quadratic is None or rows * longest * longest <= max_quadratic)
+            max_quadratic is None or rows * longest * longest <= max_quadratic) and (
+            max_waste is None or 1 - real / max(1, rows * longest) <= max_waste)
         if current and not fits:
             batches.append(current)
             current = []

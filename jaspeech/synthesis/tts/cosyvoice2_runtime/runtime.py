@@ -85,6 +85,7 @@ class CosyVoice2Runtime:
         self.flow_frames = flow_frames or (65536 if gpu else 8192)
         self.flow_quadratic = 64 * 1024 ** 2 if gpu else 8 * 1024 ** 2
         self.hift_frames = hift_frames or (32768 if gpu else 8192)
+        self.max_waste = 0.15  # at most this share of a flow or HiFT batch is padding (rows are length-sorted)
         self.max_retries = max_retries
         self._pause = np.zeros(int(sentence_pause * self.sample_rate), np.float32)
         self.name = f"CosyVoice2 ({folder.name}), jaspeech runtime v{RUNTIME_VERSION}"
@@ -168,7 +169,8 @@ class CosyVoice2Runtime:
         mels: list[torch.Tensor | None] = [None] * len(sentences)
         frames = [2 * (len(voices[n].speech_tokens) + len(tokens[n])) for n in range(len(sentences))]
         order = sorted((n for n in range(len(sentences)) if tokens[n]), key=lambda n: (frames[n], n))
-        for batch in budget_batches(order, frames, self.flow_batch, self.flow_frames, self.flow_quadratic):
+        for batch in budget_batches(order, frames, self.flow_batch, self.flow_frames, self.flow_quadratic,
+                                    self.max_waste):
             out = self.flow.inference(
                 [to_device(tokens[n], torch.long, self.device) for n in batch],
                 [to_device(voices[n].speech_tokens, torch.long, self.device) for n in batch],
@@ -192,7 +194,7 @@ class CosyVoice2Runtime:
         ready = sorted((n for n in range(len(mels)) if mels[n] is not None), key=lambda n: (mels[n].shape[-1], n))
         frames = [0 if m is None else m.shape[-1] for m in mels]
         audio: dict[int, np.ndarray] = {}
-        for batch in budget_batches(ready, frames, len(ready), self.hift_frames):
+        for batch in budget_batches(ready, frames, len(ready), self.hift_frames, max_waste=self.max_waste):
             waves = self.hift.inference_batch([mels[n].float() for n in batch], [seeds[n] for n in batch])
             host = waves.float().cpu().numpy()  # the one copy (and sync) of the batch
             for row, n in enumerate(batch):
