@@ -44,3 +44,23 @@ def test_flow_by_frame_budget_equals_row_at_a_time(tiny_folder, one_thread):
     for n in range(len(spec)):
         alone = flow.inference([tokens[n]], [prompts[n]], [feats[n]], emb[n:n + 1], n_timesteps=3)[0]
         assert (got[n] - alone).abs().max().item() < 1e-9, f"row {n}"
+
+
+def test_flow_ode_on_bucketed_buffers_equals_the_plain_ode(tiny_folder, one_thread):
+    """What the flow's CUDA graph replays, run eagerly: the ODE on buffers padded to a (rows, frames) bucket (3 rows
+    -> 4, frames -> a multiple of 128, a padded row) gives each row what the plain ODE gives, float64."""
+    from jaspeech.synthesis.tts.cosyvoice2_runtime.graphs import FlowODE
+
+    flow = CosyVoice2Flow.from_folder(tiny_folder, dtype=torch.float64)
+    g = torch.Generator().manual_seed(8)
+    spec = [(5, 6), (9, 30), (4, 11)]
+    args = ([torch.randint(0, 64, (n,), generator=g) for _, n in spec],
+            [torch.randint(0, 64, (n,), generator=g) for n, _ in spec],
+            [torch.randn(2 * n, 80, generator=g, dtype=torch.float64) for n, _ in spec],
+            torch.randn(len(spec), 192, generator=g, dtype=torch.float64))
+    ode = FlowODE(flow.decoder, capture=False)
+    assert ode.key(3, 78) == (4, 128) and ode.key(100, 300) == (100, 384)
+    plain = flow.inference(*args, n_timesteps=3)
+    padded = flow.inference(*args, n_timesteps=3, ode=ode)
+    for p, q in zip(plain, padded):
+        assert p.shape == q.shape and (p - q).abs().max().item() < 1e-9

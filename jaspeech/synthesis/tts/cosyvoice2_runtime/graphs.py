@@ -91,3 +91,52 @@ class GraphCache:
             self.graphs[key] = graph
             self.captures += 1
         return self.graphs[key].replay
+
+
+class FlowODE:
+    """The flow's 10-step Euler ODE (flow.py `CausalConditionalCFM`) run on padded static buffers per
+    (rows, frames) bucket: rows rounded up to a power of two, frames to a multiple of `frame_step`. With
+    `capture` (CUDA), each bucket's ODE is one CUDA graph, captured on first use and replayed after: ~10 x 2
+    estimator calls' thousands of launches become one. Padding changes no row: the estimator is masked per row
+    (flow.py), each row's noise is its own prefix of the fixed noise, and a padded row (mask all ones over
+    zeros, so no all-masked attention) is dropped. Without `capture` the same padding runs eagerly (the CPU
+    test of exactly what the graph replays)."""
+
+    def __init__(self, cfm: torch.nn.Module, capture: bool, frame_step: int = 128, max_rows: int = 64) -> None:
+        self.cfm, self.capture, self.frame_step, self.max_rows = cfm, capture, frame_step, max_rows
+        self.graphs = GraphCache()
+        self.buffers: dict[tuple[int, int, int], tuple[torch.Tensor, ...]] = {}
+
+    def key(self, rows: int, frames: int) -> tuple[int, int]:
+        power = 1 << (rows - 1).bit_length()
+        return (power if power <= self.max_rows else rows), bucket(frames, self.frame_step)
+
+    def __call__(self, mu: torch.Tensor, mask: torch.Tensor, spks: torch.Tensor, cond: torch.Tensor,
+                 n_timesteps: int = 10) -> torch.Tensor:
+        b, channels, t = mu.shape
+        rows, frames = self.key(b, t)
+        key = (rows, frames, n_timesteps)
+        if key not in self.buffers:
+            def zeros(*shape):
+                return torch.zeros(*shape, dtype=mu.dtype, device=mu.device)
+
+            self.buffers[key] = (zeros(rows, channels, frames), zeros(rows, 1, frames), zeros(rows, spks.shape[1]),
+                                 zeros(rows, cond.shape[1], frames), None)
+        mu_s, mask_s, spks_s, cond_s, _ = self.buffers[key]
+        mu_s.zero_()
+        cond_s.zero_()
+        mask_s.fill_(1)  # padded rows: all frames "real" (zeros in), so no row attends to nothing
+        mask_s[:b].zero_()
+        mu_s[:b, :, :t] = mu
+        cond_s[:b, :, :t] = cond
+        mask_s[:b, :, :t] = mask
+        spks_s.zero_()
+        spks_s[:b] = spks
+        if not self.capture:
+            return self.cfm(mu_s, mask_s, spks_s, cond_s, n_timesteps=n_timesteps)[:b, :, :t]
+        out = self.buffers[key][4]
+        if out is None:
+            out = self.cfm(mu_s, mask_s, spks_s, cond_s, n_timesteps=n_timesteps)  # its dtype and shape
+            self.buffers[key] = (mu_s, mask_s, spks_s, cond_s, out)
+        self.graphs.get(key, lambda: out.copy_(self.cfm(mu_s, mask_s, spks_s, cond_s, n_timesteps=n_timesteps)))()
+        return out[:b, :, :t].clone()

@@ -35,7 +35,7 @@ from jaspeech.synthesis.tts.zero_shot import (normalize_japanese, plausible_seco
 
 from .config import read_config
 from .flow import CosyVoice2Flow
-from .graphs import budget_batches, to_device
+from .graphs import FlowODE, budget_batches, to_device
 from .frontend import SpeakerPrompt, TextTokenizer, load_speakers
 from .hift import CosyVoice2HiFT
 from .llm import CosyVoice2LM, LMPrompt
@@ -74,6 +74,10 @@ class CosyVoice2Runtime:
         self.tokenizer = TextTokenizer.from_folder(folder)
         self.lm = CosyVoice2LM.from_folder(folder, self.device, self.dtype)
         self.flow = CosyVoice2Flow.from_folder(folder, self.device, self.dtype)
+        # the fixed noise on the device once (flow.py slices it per call), and on a GPU the ODE as one CUDA graph
+        # per (rows, frames) bucket (graphs.FlowODE); eager elsewhere
+        self.flow.decoder.rand_noise = self.flow.decoder.rand_noise.to(self.device)
+        self.flow_ode = FlowODE(self.flow.decoder, capture=True) if gpu else None
         self.hift = CosyVoice2HiFT.from_folder(folder, self.device)
         self.sample_rate = int(config.get("sample_rate", 24000))
         self.speakers = speakers
@@ -175,7 +179,8 @@ class CosyVoice2Runtime:
                 [to_device(tokens[n], torch.long, self.device) for n in batch],
                 [to_device(voices[n].speech_tokens, torch.long, self.device) for n in batch],
                 [torch.from_numpy(voices[n].feat).to(self.device, self.dtype) for n in batch],
-                torch.from_numpy(np.stack([voices[n].embedding for n in batch])).to(self.device, self.dtype))
+                torch.from_numpy(np.stack([voices[n].embedding for n in batch])).to(self.device, self.dtype),
+                ode=self.flow_ode)
             for n, mel in zip(batch, out):
                 mels[n] = mel
         self._sync()
