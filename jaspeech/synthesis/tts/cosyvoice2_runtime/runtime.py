@@ -40,7 +40,8 @@ from .frontend import SpeakerPrompt, TextTokenizer, load_speakers
 from .hift import CosyVoice2HiFT
 from .llm import CosyVoice2LM, LMPrompt
 
-RUNTIME_VERSION = 1  # bump when a seed's audio changes (sampler, noise, retries): rows record it in tts_model
+RUNTIME_VERSION = 2  # bump when a seed's audio changes (sampler, noise, retries): rows record it in tts_model
+# v2: HiFT batched (float rounding), the GPU sampler in float32, attention over the live cache length
 
 
 @dataclass
