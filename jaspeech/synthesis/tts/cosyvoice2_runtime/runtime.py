@@ -65,7 +65,7 @@ class CosyVoice2Runtime:
     def __init__(self, model_dir: str | Path, speakers: dict[str, SpeakerPrompt], device: str | None = None,
                  dtype: torch.dtype | None = None, max_batch: int | None = None, flow_batch: int | None = None,
                  max_retries: int = 2, sentence_pause: float = 0.25, flow_frames: int | None = None,
-                 hift_frames: int | None = None) -> None:
+                 hift_frames: int | None = None, flow_graphs: bool = False) -> None:
         folder = Path(model_dir)
         config = read_config(folder)  # fails first, naming what a model folder holds
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -75,10 +75,12 @@ class CosyVoice2Runtime:
         self.tokenizer = TextTokenizer.from_folder(folder)
         self.lm = CosyVoice2LM.from_folder(folder, self.device, self.dtype)
         self.flow = CosyVoice2Flow.from_folder(folder, self.device, self.dtype)
-        # the fixed noise on the device once (flow.py slices it per call), and on a GPU the ODE as one CUDA graph
-        # per (rows, frames) bucket (graphs.FlowODE); eager elsewhere
+        # the fixed noise on the device once (flow.py slices it per call). flow_graphs (GPU only, off by default):
+        # the ODE as one CUDA graph per (rows, frames) bucket (graphs.FlowODE); benchmarks/device_account.py
+        # predicts it slower on a 1-10 s sentence mix (the flow's batches are compute-bound, and the buckets'
+        # padding adds ~60 % FLOPs), so it stays an option until a GPU run says otherwise
         self.flow.decoder.rand_noise = self.flow.decoder.rand_noise.to(self.device)
-        self.flow_ode = FlowODE(self.flow.decoder, capture=True) if gpu else None
+        self.flow_ode = FlowODE(self.flow.decoder, capture=True) if gpu and flow_graphs else None
         self.hift = CosyVoice2HiFT.from_folder(folder, self.device)
         self.sample_rate = int(config.get("sample_rate", 24000))
         self.speakers = speakers
