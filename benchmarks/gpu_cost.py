@@ -6,8 +6,8 @@ does not depend on what the weights are; nothing is downloaded, no upstream pack
   tts      `CosyVoice2Runtime.synthesize_batch` (jaspeech/synthesis/tts/cosyvoice2_runtime), the call a build's
            row builder makes once per group: the LM (CosyVoice2-0.5B's Qwen2 with its speech embedding and
            decoder, static KV cache, CUDA-graph decode step, continuous batching), the flow (10 Euler steps with
-           classifier-free guidance, length-sorted batches) and HiFT (per sentence). The model folder is written
-           here in upstream's layout (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt, CosyVoice-BlankEN/) from the
+           classifier-free guidance, length-sorted batches by a frame budget) and HiFT (batched). The model folder
+           is written here in upstream's layout (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt, CosyVoice-BlankEN/) from the
            runtime's own modules with random weights, then loaded back by `from_folder` exactly as a build
            loads FunAudioLLM/CosyVoice2-0.5B. Every sentence is one item of `batch` items, each 8 s of speech:
            its text is 100 kana (one token each: a byte-level BPE with one merge chain per kana stands in for Qwen2's) and the
