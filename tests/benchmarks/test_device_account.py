@@ -66,3 +66,19 @@ def test_simulated_decode_counts_every_token_and_its_checks(da):
     assert sim["steps"] % 8 == 0 and sim["checks"] == sim["steps"] // 8
     assert sim["steps"] * 2 >= tokens and 0 < sim["occupancy"] <= 1
     assert sim["collections"] >= 2 and sim["live_mean"] <= sim["cache_len"]
+
+
+def test_compare_prints_predicted_beside_measured_for_a_gpu_cost_log(da, tmp_path, capsys):
+    """What gpu_session.sh runs after gpu_cost.py: its JSON line read back, each stage predicted for the same
+    shapes (8 s sentences) beside the measured figure (here a made-up log of one batch of 2)."""
+    log = tmp_path / "gpu_cost.log"
+    log.write_text('  tts batch 2: ...\n{"device": "NVIDIA H100 80GB HBM3", "tts": {"2": {"llm": 0.01, '
+                   '"flow": 0.002, "hift": 0.001, "total": 0.013}}, "ear": {}}\n', encoding="utf-8")
+    assert da.compare(log, da.HOST_US) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("predicted (h100")
+    rows = {ln.split()[0]: ln.split() for ln in lines[2:]}
+    assert set(rows) == {"llm", "flow", "hift"} and all(float(r[2]) > 0 for r in rows.values())
+    assert float(rows["hift"][3]) == 0.001
+    (tmp_path / "empty.log").write_text("no json here\n", encoding="utf-8")
+    assert da.compare(tmp_path / "empty.log", da.HOST_US) == 2
