@@ -6,8 +6,8 @@ does not depend on what the weights are; nothing is downloaded, no upstream pack
   tts      `CosyVoice2Runtime.synthesize_batch` (jaspeech/synthesis/tts/cosyvoice2_runtime), the call a build's
            row builder makes once per group: the LM (CosyVoice2-0.5B's Qwen2 with its speech embedding and
            decoder, static KV cache, CUDA-graph decode step, continuous batching), the flow (10 Euler steps with
-           classifier-free guidance, length-sorted batches) and HiFT (per sentence). The model folder is written
-           here in upstream's layout (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt, CosyVoice-BlankEN/) from the
+           classifier-free guidance, length-sorted batches by a frame budget) and HiFT (batched). The model folder
+           is written here in upstream's layout (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt, CosyVoice-BlankEN/) from the
            runtime's own modules with random weights, then loaded back by `from_folder` exactly as a build
            loads FunAudioLLM/CosyVoice2-0.5B. Every sentence is one item of `batch` items, each 8 s of speech:
            its text is 100 kana (one token each: a byte-level BPE with one merge chain per kana stands in for Qwen2's) and the
@@ -281,10 +281,19 @@ def time_ear(ear, plan: Plan, batch: int, device: str) -> float:
     return statistics.median(runs)
 
 
-def check_runtime(runtime, plan: Plan) -> dict:
-    """What only a GPU can tell (printed, not asserted: random weights, and kernels that may round differently
-    by batch shape): the LM's CUDA-graph step gives the eager step's tokens; a sentence decoded alone and among
-    7 batch-mates gives the same tokens; its mel alone and in a batch differ by float rounding only."""
+# the bounds --check holds the runtime to (GPU kernels may round differently by batch shape; estimates: a mel for the
+# same tokens within relative L2 1e-2, and the waveform for the same mel within 1e-2 under TF32 convolutions)
+FLOW_REL_L2_MAX = 1e-2
+HIFT_REL_L2_MAX = 1e-2
+PLANTS = ("lm", "flow", "hift")  # --plant: perturb one side of one comparison, so a rehearsal shows the check failing
+
+
+def check_runtime(runtime, plan: Plan, plant: str | None = None) -> dict:
+    """What only a GPU can tell: the LM's CUDA-graph step gives the eager step's tokens; a sentence decoded alone
+    and among 7 batch-mates gives the same tokens; its mel alone and in a batch differ by float rounding only
+    (relative L2 <= FLOW_REL_L2_MAX); HiFT's batched path gives each row's per-row waveform (relative L2 <=
+    HIFT_REL_L2_MAX). Returns the figures and `failed`, the names of the checks that failed. `plant` perturbs one
+    side of one comparison (a rehearsal of a failure; never in a real run)."""
     import torch
 
     from jaspeech.synthesis.tts.cosyvoice2_runtime.llm import LMPrompt
@@ -295,6 +304,8 @@ def check_runtime(runtime, plan: Plan) -> dict:
     seeds = list(range(8))
     graph = runtime.lm.generate(prompts, seeds, max_batch=8, cuda_graph=True)
     eager = runtime.lm.generate(prompts, seeds, max_batch=8, cuda_graph=False)
+    if plant == "lm":
+        eager[0] = eager[0][:-1] + [(eager[0][-1] + 1) % runtime.lm.speech_token_size]
     alone = runtime.lm.generate(prompts[:1], seeds[:1], max_batch=8)
     device, dtype = runtime.device, runtime.dtype
 
@@ -305,15 +316,40 @@ def check_runtime(runtime, plan: Plan) -> dict:
             [torch.from_numpy(voice.feat).to(device, dtype) for _ in rows],
             torch.from_numpy(voice.embedding).to(device, dtype)[None].expand(len(rows), -1))
 
-    one, together = mels([0])[0].float(), mels(list(range(8)))[0].float()
+    def rel(a, b):
+        return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+    batched = mels(list(range(8)))
+    one, together = mels([0])[0].float(), batched[0].float()
+    if plant == "flow":
+        together = together * 1.1
+    wave_mels = [m.float() for m in batched]
+    per_row = runtime.hift.inference(wave_mels, seeds)
+    wave_batch = runtime.hift.inference_batch(wave_mels, seeds)
+    if plant == "hift":
+        wave_batch = wave_batch + 0.1 * wave_batch.abs().max()
+    hift_rel = max(rel(wave_batch[n, : w.numel()].float(), w.float()) for n, w in enumerate(per_row))
     out = {"graph_equals_eager": graph == eager, "alone_equals_batched": alone[0] == graph[0],
-           "tokens_per_row": [len(t) for t in graph],
-           "flow_rel_l2_alone_vs_batched": float((one - together).norm() / one.norm().clamp_min(1e-12))}
+           "tokens_per_row": [len(t) for t in graph], "flow_rel_l2_alone_vs_batched": rel(together, one),
+           "hift_rel_l2_batched_vs_row": hift_rel}
+    bounds = {"graph_equals_eager": out["graph_equals_eager"], "alone_equals_batched": out["alone_equals_batched"],
+              "flow_rel_l2_alone_vs_batched": out["flow_rel_l2_alone_vs_batched"] <= FLOW_REL_L2_MAX,
+              "hift_rel_l2_batched_vs_row": hift_rel <= HIFT_REL_L2_MAX}
+    out["failed"] = [name for name, ok in bounds.items() if not ok]
     print(f"  checks: {out}", flush=True)
     return out
 
 
-def run(shapes: Shapes, plan: Plan, device: str, ears: dict, check: bool = False) -> dict:
+def verdict(checks: dict) -> str:
+    """The one line --check ends with."""
+    if checks["failed"]:
+        return f"verdict: FAIL ({', '.join(checks['failed'])})"
+    return (f"verdict: PASS (graph = eager tokens, alone = batched tokens, flow rel L2 "
+            f"{checks['flow_rel_l2_alone_vs_batched']:.2g} <= {FLOW_REL_L2_MAX:g}, HiFT rel L2 "
+            f"{checks['hift_rel_l2_batched_vs_row']:.2g} <= {HIFT_REL_L2_MAX:g})")
+
+
+def run(shapes: Shapes, plan: Plan, device: str, ears: dict, check: bool = False, plant: str | None = None) -> dict:
     import torch
 
     from jaspeech.synthesis.tts.cosyvoice2_runtime.runtime import CosyVoice2Runtime
@@ -326,7 +362,7 @@ def run(shapes: Shapes, plan: Plan, device: str, ears: dict, check: bool = False
         runtime = CosyVoice2Runtime(folder, random_speakers(shapes, plan), device=device, max_retries=0)
         results["setup_s"] = time.perf_counter() - t0
         if check:
-            results["checks"] = check_runtime(runtime, plan)
+            results["checks"] = check_runtime(runtime, plan, plant)
         for b in plan.batches:
             results["tts"][b] = time_tts(runtime, plan, b, device)
             print(f"  tts batch {b}: {results['tts'][b]['total']:.5f} GPU-s per audio-s", flush=True)
@@ -398,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help=f"timed runs after the warm-up (default {Plan.repeats})")
     ap.add_argument("--ear", choices=("both", "none", *EARS), default="both", help="which ears to time")
     ap.add_argument("--check", action="store_true",
-                    help="first print what only a GPU can tell: CUDA-graph vs eager tokens, a row alone vs batched")
+                    help="first check what only a GPU can tell (CUDA-graph vs eager tokens, a row alone vs batched, the "
+                         "flow's and HiFT's batch error within their bounds); exit 1 if one fails; a verdict line last")
+    ap.add_argument("--plant", choices=PLANTS,
+                    help="rehearsal only: perturb one side of one --check comparison, so the check must fail")
     args = ap.parse_args(argv)
     plan = TINY_PLAN if args.tiny else Plan()
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
@@ -417,12 +456,16 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: run on a GPU, or use --device cpu --tiny to exercise the code path")
         return 2
     t0 = time.perf_counter()
-    results = run(shapes, plan, args.device, ears, check=args.check)
+    results = run(shapes, plan, args.device, ears, check=args.check or bool(args.plant), plant=args.plant)
     if not ears:
         results["ear"] = {}
     summary = report(results, plan) if ears else {"tts": {str(b): v for b, v in results["tts"].items()}}
     summary["wall_seconds"] = time.perf_counter() - t0
+    summary["checks"] = results.get("checks")
     print(json.dumps(summary))
+    if results.get("checks") is not None:
+        print(verdict(results["checks"]))
+        return 1 if results["checks"]["failed"] else 0
     return 0
 
 

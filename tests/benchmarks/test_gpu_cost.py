@@ -93,3 +93,22 @@ def test_the_random_folder_is_upstreams_layout_at_the_real_shapes(tmp_path, monk
 
     assert counts["flow"] == 112_549_360 and counts["hift"] == 20_821_295
     assert counts["llm"] == sum(p.numel() for p in CosyVoice2LM.from_folder(folder).parameters()) > 1.5e8
+
+
+def test_check_fails_on_a_planted_mismatch_with_a_verdict_last(capsys):
+    """The CPU rehearsal of `gpu_cost.py --check`: HiFT's batched waveform perturbed (--plant hift) makes that one
+    check fail, the run exit 1 and its last line a FAIL verdict; the unplanted checks pass in the same run."""
+    gpu_cost = load_script()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = gpu_cost.main(["--device", "cpu", "--tiny", "--check", "--plant", "hift", "--ear", "none",
+                            "--batches", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 1 and lines[-1] == "verdict: FAIL (hift_rel_l2_batched_vs_row)"
+    checks = json.loads(lines[-2])["checks"]
+    assert checks["failed"] == ["hift_rel_l2_batched_vs_row"] and checks["graph_equals_eager"] is True
+    assert checks["flow_rel_l2_alone_vs_batched"] < gpu_cost.FLOW_REL_L2_MAX
+    assert gpu_cost.verdict({**checks, "failed": []}).startswith("verdict: PASS")

@@ -279,3 +279,34 @@ def test_step_is_static_and_finished_rows_stay_put(ours):
     for f in fields(s):
         value = getattr(s, f.name)
         assert value.data_ptr() == before[f.name][0] and value.shape == before[f.name][1].shape, f.name
+
+
+def test_state_reused_across_calls_equals_a_fresh_one(tiny_folder, ours):
+    """The cache, buffers (and, on CUDA, graphs) are kept between decode() calls of the same shapes: a call after
+    another, on the kept state with the first call's stale cache entries, gives what a fresh model gives; and the
+    step attends over the live part of the cache only."""
+    fresh = CosyVoice2LM.from_folder(tiny_folder, dtype=torch.float64)
+    first = [LMPrompt(text=[60 + k] * 5, prompt_text=[61], prompt_speech=[k] * 12) for k in range(4)]
+    want = fresh.decode(PROMPTS, [1, 2, 3, 4], cache_len=512)
+    ours.decode(first, [9, 8, 7, 6], cache_len=512)
+    (state, _), = [v for k, v in ours._states.items() if k == (4, 512)]
+    timings: dict = {}
+    got = ours.decode(PROMPTS, [1, 2, 3, 4], cache_len=512, timings=timings)
+    assert ours._states[(4, 512)][0] is state  # reused, not reallocated
+    for g, w in zip(got, want):
+        assert g.tokens == w.tokens and g.logprobs == w.logprobs  # bitwise: same shapes, same kernels
+    assert timings["attended"] < timings["steps"] * 512 / 2  # the rows are short: most of the cache is skipped
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_log_softmax_and_sampler_in_float32_for_half_models(tiny_folder, dtype):
+    """As upstream under autocast: the decoder's logits in the model dtype, log_softmax and sampling in float32."""
+    model = CosyVoice2LM.from_folder(tiny_folder, dtype=dtype)
+    s = model._slots(2, 128)
+    with torch.inference_mode():
+        model._prefill(s, [0, 1], [model._prefix(p) for p in PROMPTS[:2]])
+        logp = model._forward_step(s)
+    assert logp.dtype == torch.float32 and s.logprobs.dtype == torch.float32
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(2), atol=1e-5)
+    out = model.decode(PROMPTS[:2], [1, 2])
+    assert all(len(r.tokens) >= 2 * len(p.text) for r, p in zip(out, PROMPTS[:2]))

@@ -59,7 +59,7 @@ def test_a_build_runs_on_the_runtime_without_upstream_caches_the_speakers_and_ig
     assert len(kept) == 3 and rejected == []
     rows = pq.read_table(next((out / "data" / "magpie").glob("*.parquet"))).to_pylist()
     for row in rows:
-        assert row["tts_model"] == "CosyVoice2 (CosyVoice2-tiny), jaspeech runtime v1, fed OpenJTalk kana readings"
+        assert row["tts_model"] == "CosyVoice2 (CosyVoice2-tiny), jaspeech runtime v2, fed OpenJTalk kana readings"
         audio, sr = sf.read(io.BytesIO(row["turns"][0]["audio"]["bytes"]), dtype="float32")
         assert sr == 24000 and audio.ndim == 1 and np.abs(audio).max() > 0
     plan = json.loads((out / "manifests" / "magpie" / "plan.json").read_text())

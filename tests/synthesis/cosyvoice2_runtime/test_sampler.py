@@ -141,3 +141,20 @@ def test_both_draws_always_consumed_and_row_independent():
     assert torch.equal(ras_sample(logp[perm], history[perm], u[perm]), together[perm])
     for b in (0, 17, 31):
         assert ras_sample(logp[b:b + 1], history[b:b + 1], u[b:b + 1]).item() == together[b].item()
+
+
+def test_float32_sampler_equals_upstream_on_half_logits(upstream_ras):
+    """The GPU path: fp16 logits, log_softmax in float32 (upstream's autocast), then ras_sample in float32 (the
+    running sums next to top_p accumulate in float32 as upstream's loop does) equals upstream given the same
+    draws."""
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(200, V, generator=gen) * torch.linspace(0.1, 6, 200)[:, None]).half()
+    logp = logits.float().log_softmax(-1)
+    logp[::2, EOS + 1:] = -math.inf
+    histories = [[] if b % 2 else logp[b].argsort(descending=True)[:10].tolist() for b in range(200)]
+    u = uniforms(torch.arange(200) + 77, torch.arange(200) % 5)
+    ours = ras_sample(logp, torch.tensor([_history_ring(h) for h in histories]), u)
+    assert logp.dtype == torch.float32
+    for b in range(200):
+        expected, _ = upstream_ras(logp[b], histories[b], (u[b, 0].item(), u[b, 1].item()))
+        assert ours[b].item() == expected, b

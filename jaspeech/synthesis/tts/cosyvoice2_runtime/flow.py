@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jaspeech.synthesis.tts.cosyvoice2_runtime.config import read_config
+from jaspeech.synthesis.tts.cosyvoice2_runtime.graphs import to_device
 
 NOISE_FRAMES = 50 * 300  # upstream's fixed noise covers 300 s of mel at 50 Hz
 
@@ -497,12 +498,13 @@ class CosyVoice2Flow(CausalMaskedDiffWithXvec):
     @torch.inference_mode()
     def inference(self, tokens: list[torch.Tensor], prompt_tokens: list[torch.Tensor],
                   prompt_feats: list[torch.Tensor], embeddings: torch.Tensor,
-                  n_timesteps: int = 10) -> list[torch.Tensor]:
+                  n_timesteps: int = 10, ode=None) -> list[torch.Tensor]:
         """Each row's generated mel [80, 2 * len(tokens_i)] (prompt frames removed), float32 (float64 for a
         float64 model); upstream's non-streaming `self.inference` row by row, in one batch.
 
         tokens / prompt_tokens: 1-D int64 speech tokens per row; prompt_feats: [2 * len(prompt_tokens_i), 80]
-        per row (upstream's frontend aligns them so); embeddings: [B, 192] speaker embeddings."""
+        per row (upstream's frontend aligns them so); embeddings: [B, 192] speaker embeddings. ode: what runs the
+        Euler ODE (default `self.decoder`, eagerly; the runtime passes graphs.FlowODE on a GPU)."""
         device, dtype = self.device, self.dtype
         rows = len(tokens)
         if not (len(prompt_tokens) == len(prompt_feats) == embeddings.size(0) == rows):
@@ -513,7 +515,7 @@ class CosyVoice2Flow(CausalMaskedDiffWithXvec):
                                  f"{self.output_size}], got {list(f.shape)}")
         seqs = [torch.cat([p.reshape(-1), t.reshape(-1)]).to(device=device, dtype=torch.long)
                 for p, t in zip(prompt_tokens, tokens)]
-        lengths = torch.tensor([len(s) for s in seqs], device=device)
+        lengths = to_device([len(s) for s in seqs], torch.long, device)  # no host wait on a GPU
         ids = nn.utils.rnn.pad_sequence(seqs, batch_first=True)  # right padding with token 0
         token_mask = _pad_mask(lengths, ids.size(1)).transpose(1, 2).to(dtype)  # [B, T, 1]
 
@@ -524,8 +526,8 @@ class CosyVoice2Flow(CausalMaskedDiffWithXvec):
         for row, feat in enumerate(prompt_feats):
             cond[row, : feat.size(0)] = feat.to(device=device, dtype=dtype)
         mask = _pad_mask(lengths * 2, h.size(1)).to(dtype)
-        mel = self.decoder(h.transpose(1, 2).contiguous(), mask, spks, cond.transpose(1, 2).contiguous(),
-                           n_timesteps=n_timesteps)
+        mel = (ode or self.decoder)(h.transpose(1, 2).contiguous(), mask, spks, cond.transpose(1, 2).contiguous(),
+                                    n_timesteps=n_timesteps)
         # clones: a row's mel should not keep the whole batch's tensor alive
         return [mel[row, :, feat.size(0): 2 * len(seq)].clone()
                 for row, (feat, seq) in enumerate(zip(prompt_feats, seqs))]

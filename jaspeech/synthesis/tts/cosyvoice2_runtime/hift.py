@@ -14,10 +14,12 @@ output inference discards). We draw the first two, in that order, shapes and dty
 `torch.Generator` seeded with the row's seed, so a row equals upstream after `torch.manual_seed(seed)`;
 the third draw is skipped (its value is never used and nothing is drawn after it).
 
-Why no batched path: every conv here is centred (kernel 3 to 16, dilations up to 5), the source STFT
-reflect-pads each row's own end and the iSTFT's overlap-add normalises by each row's own window envelope,
-so a padded batch would need a re-mask before every conv plus per-row STFT/iSTFT edges. The vocoder is a
-small share of the cost (about a tenth of the flow's FLOPs per second of audio), so rows run one by one.
+Two paths: `inference` runs rows one at a time (the reference, upstream's module op for op);
+`inference_batch` runs a group in one right-padded forward (the runtime's path). Every conv here is centred
+(kernel 3 to 16, dilations up to 5), the source STFT reflect-pads each row's own end and the iSTFT's
+overlap-add normalises by each row's own window envelope, so the batched path re-masks after every conv and
+handles the STFT/iSTFT edges per row with index and mask tensors (no host sync, no per-row kernels beyond
+the random draws); it equals the per-row path to float rounding (tests/synthesis/cosyvoice2_runtime/test_hift.py).
 """
 from __future__ import annotations
 
@@ -30,6 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from jaspeech.synthesis.tts.cosyvoice2_runtime.config import kwargs, read_config
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    """A row's generator on the device (a CPU one for meta tensors: benchmarks/device_account.py runs the
+    vocoder on shapes only, and meta has no generator)."""
+    return torch.Generator(device="cpu" if device.type == "meta" else device)
 
 
 def _padding(kernel_size: int, dilation: int = 1) -> int:
@@ -262,6 +270,142 @@ class CosyVoice2HiFT(HiFTGenerator):
             raise ValueError(f"{len(mels)} mels but {len(seeds)} seeds")
         dtype, out = self.conv_pre.weight.dtype, []
         for mel, seed in zip(mels, seeds):
-            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+            generator = _generator(self.device).manual_seed(int(seed))
             out.append(self(mel.to(device=self.device, dtype=dtype)[None], generator)[0])
         return out
+
+    # ----- batched: every sentence of a group in one padded forward ---------------------------------------
+
+    @torch.inference_mode()
+    def inference_batch(self, mels: list[torch.Tensor], seeds: list[int]) -> torch.Tensor:
+        """Mels [80, T_i] -> waveforms [B, max T_i * 480] on the device, row i valid up to T_i * 480 samples
+        (the rest zero): `inference` for a whole group in one right-padded forward, each row with its own seed.
+
+        Why it equals the per-row path: every conv's output is re-masked to its row's length (so the next
+        centred conv sees zeros past a row's end, as per-row zero padding does; Snake, ELU and leaky ReLU
+        keep zeros zero); the phase is edge-padded before its linear upsampling (so the row's last half
+        frame interpolates towards its own last frame, as the per-row clamp does); the source is
+        reflect-padded at each row's own end before the STFT; the iSTFT's overlap-add and window envelope
+        count only a row's own frames. The random draws are per row, in upstream's shapes and strides.
+        Measured on CPU in float64 (tests/synthesis/cosyvoice2_runtime/test_hift.py): within 1e-12 of per
+        row, the padding boundary included. No host sync: the window-envelope check torch.istft makes on
+        every call (an `.item()`) is done once, for the whole window, in `_envelope_ok`.
+        """
+        if len(mels) != len(seeds):
+            raise ValueError(f"{len(mels)} mels but {len(seeds)} seeds")
+        device, dtype = self.device, self.conv_pre.weight.dtype
+        up = self.upsample_scale
+        frames = [m.shape[-1] for m in mels]
+        lengths = torch.tensor(frames, dtype=torch.long).to(device, non_blocking=True)
+        mel = torch.nn.utils.rnn.pad_sequence([m.to(device=device, dtype=dtype).transpose(0, 1) for m in mels],
+                                              batch_first=True).transpose(1, 2)  # [B, 80, T]
+        t = mel.shape[-1]
+
+        def mask(n: int, scale: int, extra: int = 0) -> torch.Tensor:  # [B, 1, n]: 1 inside each row
+            return (torch.arange(n, device=device)[None] < (lengths * scale + extra)[:, None]).to(dtype)[:, None]
+
+        f0 = self._f0_masked(mel, mask(t, 1))
+        f0 = F.interpolate(f0[:, None], scale_factor=float(up), mode="nearest").transpose(1, 2)  # [B, L, 1]
+        source = self._source_batch(f0, lengths, frames, seeds).transpose(1, 2)  # [B, 1, L]
+        wav = self._decode_batch(mel, source, lengths, mask)
+        return wav * mask(wav.shape[-1], up)[:, 0]
+
+    def _f0_masked(self, mel: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        x = mel * m
+        for layer in self.f0_predictor.condnet:
+            x = layer(x) * m if isinstance(layer, nn.Conv1d) else layer(x)
+        return torch.abs(self.f0_predictor.classifier(x.transpose(1, 2)).squeeze(-1))
+
+    def _source_batch(self, f0: torch.Tensor, lengths: torch.Tensor, frames: list[int],
+                      seeds: list[int]) -> torch.Tensor:
+        """SourceModuleHnNSF2.forward over a padded batch: [B, L, 1] -> [B, L, 1], row i's draws from its seed."""
+        src, device = self.m_source, f0.device
+        b, n = f0.shape[0], f0.shape[1]
+        generators = [_generator(device).manual_seed(int(s)) for s in seeds]
+        harmonics = torch.arange(1, src.harmonic_num + 2, dtype=torch.float32, device=device)
+        rad = (f0 * harmonics[None, None, :] / src.sampling_rate) % 1
+        h = rad.size(2)
+        initial = torch.cat([torch.rand(1, h, device=device, generator=g) for g in generators])
+        initial[:, 0] = 0
+        rad[:, 0, :] = rad[:, 0, :] + initial
+        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1 / src.upsample_scale, mode="linear").transpose(1, 2)
+        phase = torch.cumsum(rad, dim=1) * 2 * math.pi  # [B, T, H]
+        # edge padding: past a row's last frame, that frame again (per row, linear interpolation clamps there)
+        last = torch.minimum(torch.arange(phase.shape[1], device=device)[None], (lengths - 1)[:, None])
+        phase = phase.gather(1, last[:, :, None].expand(-1, -1, h))
+        phase = F.interpolate(phase.transpose(1, 2) * src.upsample_scale, scale_factor=float(src.upsample_scale),
+                              mode="linear").transpose(1, 2)
+        sines = torch.sin(phase) * src.sine_amp
+        uv = (f0 > src.voiced_threshold).type(torch.float32)
+        noise_amp = uv * src.noise_std + (1 - uv) * src.sine_amp / 3
+        # each row's randn_like(sines) as upstream draws it alone: shape [1, L_i, H], strides of a transposed
+        # [1, H, L_i] (the CPU kernel fills strided tensors in their own order), then padded into the batch
+        noise = torch.zeros_like(sines)
+        for row, (g, t) in enumerate(zip(generators, frames)):
+            length = t * src.upsample_scale
+            draw = torch.empty_strided((1, length, h), (h * length, 1, length), dtype=sines.dtype, device=device)
+            noise[row, :length] = draw.normal_(generator=g)[0]
+        return torch.tanh(src.l_linear(sines * uv + noise_amp * noise))
+
+    def _decode_batch(self, mel: torch.Tensor, source: torch.Tensor, lengths: torch.Tensor, mask) -> torch.Tensor:
+        """`decode` over a padded batch -> [B, L] (row i valid up to its own length)."""
+        device, dtype = mel.device, mel.dtype
+        window = self.stft_window.to(device)
+        b, n = source.shape[0], source.shape[-1]
+        half = self.n_fft // 2
+        # the STFT's centre padding, reflected at each row's own end (torch.stft would reflect at the batch's)
+        j = torch.arange(n + 2 * half, device=device)[None] - half
+        end = (lengths * self.upsample_scale - 1)[:, None]
+        idx = torch.where(j < 0, -j, torch.where(j > end, 2 * end - j, j)).clamp(0, n - 1)
+        padded = source[:, 0].gather(1, idx)
+        spec = torch.view_as_real(torch.stft(padded, self.n_fft, self.hop_len, self.n_fft, window=window,
+                                             center=False, return_complex=True))
+        stft_frames = spec.shape[-2]
+        m_frames = mask(stft_frames, self.upsample_scale // self.hop_len, 1)  # a row: L_i / hop + 1 frames
+        s_stft = torch.cat([spec[..., 0], spec[..., 1]], dim=1) * m_frames
+        scale = 1
+        x = self.conv_pre(mel) * mask(mel.shape[-1], 1)
+        for i, upsample in enumerate(self.ups):
+            scale *= upsample.stride[0]
+            last = i == len(self.ups) - 1
+            x = upsample(F.leaky_relu(x, self.lrelu_slope))
+            if last:
+                x = F.pad(x, (1, 0), mode="reflect")
+            m = mask(x.shape[-1], scale, 1 if last else 0)
+            x = x * m
+            source_part = self.source_downs[i](s_stft) * m
+            x = x + self._resblock_masked(self.source_resblocks[i], source_part, m)
+            xs = self._resblock_masked(self.resblocks[i * self.num_kernels], x, m)
+            for k in range(1, self.num_kernels):
+                xs = xs + self._resblock_masked(self.resblocks[i * self.num_kernels + k], x, m)
+            x = xs / self.num_kernels
+        x = self.conv_post(F.leaky_relu(x))
+        bins = self.n_fft // 2 + 1
+        magnitude = torch.clip(torch.exp(x[:, :bins, :]), max=1e2)
+        phase = torch.sin(x[:, bins:, :])
+        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        return self._istft_masked(spec, m_frames[:, 0], window)
+
+    @staticmethod
+    def _resblock_masked(block: ResBlock, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """ResBlock.forward with each conv's output re-masked (x comes in masked)."""
+        for conv1, conv2, act1, act2 in zip(block.convs1, block.convs2, block.activations1, block.activations2):
+            x = conv2(act2(conv1(act1(x)) * m)) * m + x
+        return x
+
+    def _istft_masked(self, spec: torch.Tensor, frame_mask: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """torch.istft (center, onesided, no length) op for op, with row i's overlap-add and window envelope
+        over its own frames only (frame_mask [B, F]), and without its per-call envelope check (a host sync)."""
+        n_fft, hop = self.n_fft, self.hop_len
+        frames = spec.shape[-1]
+        total = n_fft + hop * (frames - 1)
+        y = torch.fft.irfft(spec.transpose(1, 2), n_fft, dim=-1) * window.view(1, 1, n_fft)  # [B, F, n_fft]
+        y = y * frame_mask[:, :, None].to(y.dtype)
+        y = torch.ops.aten.unfold_backward(y, [y.shape[0], total], 1, n_fft, hop)
+        envelope = window.pow(2)[None, None, :] * frame_mask[:, :, None].to(window.dtype)
+        envelope = torch.ops.aten.unfold_backward(envelope, [y.shape[0], total], 1, n_fft, hop)
+        start = n_fft // 2
+        y, envelope = y[:, start:total - start], envelope[:, start:total - start]
+        # where a row has no frame left, its envelope is 0: those samples are past its end (masked by the caller)
+        return torch.clamp(y / torch.where(envelope > 0, envelope, torch.ones_like(envelope)),
+                           -self.audio_limit, self.audio_limit)

@@ -16,7 +16,16 @@ eager + DynamicCache, and the 151,936-wide lm_head it never reads). Here:
 - a static KV cache [layers, 2, slots, kv_heads, cache_len, head_dim]: each new row is prefilled into its
   slot (rows admitted together share one right-padded forward), then one decode step advances every slot,
   with per-row positions, key masks, lengths, done flags, seeds and repetition history, all tensors updated
-  in place; the step has fixed shapes, so on CUDA it is captured once as a CUDA graph and replayed;
+  in place; the step has fixed shapes, so on CUDA it is captured as a CUDA graph and replayed;
+- the state (cache and buffers) and its graphs are kept across `decode()` calls (graphs.py `GraphCache`),
+  keyed by (slots, cache length), both bucketed: a later call or retry round of the same shapes reuses them
+  (captured once per shape per process); a step attends over the live part of the cache only (the longest
+  position any occupied slot can have reached by the next check, rounded up to `LIVE_STEP`), one graph per
+  live length, all captured when the state is made (while every slot is idle, so warm-up steps are harmless);
+- admission copies host values with pinned, non-blocking transfers and does not synchronise: the host waits
+  for the device only at the checks (every `check_every` steps: the done flags, then finished rows' tokens);
+- log_softmax and the sampler run in float32 whatever the model dtype (float64 for a float64 model), as
+  upstream's autocast runs them (fp16 logits would keep a different nucleus on 1.7-2.6 % of steps);
 - semantics where we differ from 6385656 on purpose (upstream HEAD's): EOS is masked below the minimum
   length (6385656 redraws up to 100 times), and the two unused ids speech_token_size + 1, + 2 are always
   masked (6385656 skips them with `continue`, re-feeding the last input);
@@ -46,6 +55,7 @@ import torch.nn.functional as F
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from .config import read_config
+from .graphs import GraphCache, bucket, to_device
 from .sampler import ras_sample, uniforms
 
 
@@ -103,8 +113,13 @@ def _mlp(mlp: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
+LIVE_STEP = 128  # attention and cache lengths are multiples of this (one graph per live length)
+KEPT_STATES = 2  # decode states (cache, buffers, graphs) kept between calls, most recent first
+
+
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """The sampler's dtype: float32, or float64 for a float64 model (upstream's autocast keeps softmax in fp32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class CosyVoice2LM(torch.nn.Module):
@@ -133,6 +148,8 @@ class CosyVoice2LM(torch.nn.Module):
         self.kv_heads = qwen_config.num_key_value_heads
         self.head_dim = getattr(qwen_config, "head_dim", None) or qwen_config.hidden_size // self.heads
         self.sampling = {"top_p": top_p, "top_k": top_k, "win_size": win_size, "tau_r": tau_r}
+        # (slots, cache_len) -> (state, its graphs): kept across decode() calls, most recent last
+        self._states: dict[tuple[int, int], tuple[_Slots, GraphCache]] = {}
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu",
@@ -199,7 +216,7 @@ class CosyVoice2LM(torch.nn.Module):
         lengths = [p.shape[0] - 1 for p in prefixes]
         t = max(lengths)
         h = torch.stack([F.pad(p[:-1], (0, 0, 0, t - n)) for p, n in zip(prefixes, lengths)])
-        idx = torch.tensor(slots, device=h.device)
+        idx = to_device(slots, torch.long, h.device)
         cos, sin = s.cos[:t], s.sin[:t]
         groups = self.heads // self.kv_heads
         for layer_idx, layer in enumerate(self._qwen.layers):
@@ -212,16 +229,19 @@ class CosyVoice2LM(torch.nn.Module):
             h = h + layer.self_attn.o_proj(o.transpose(1, 2).reshape(h.shape[0], t, -1))
             h = h + _mlp(layer.mlp, _rms_norm(h, layer.post_attention_layernorm))
         s.x[idx] = torch.stack([p[-1] for p in prefixes])
-        s.pos[idx] = torch.tensor(lengths, device=h.device)
+        s.pos[idx] = to_device(lengths, torch.long, h.device)
 
-    def _forward_step(self, s: _Slots) -> torch.Tensor:
+    def _forward_step(self, s: _Slots, live: int | None = None) -> torch.Tensor:
         """Every slot's pending x through Qwen2 at its own position, written into the cache there ->
-        [slots, speech_token_size + 3] log-probs. Fixed shapes; no host sync."""
+        [slots, speech_token_size + 3] log-probs (float32; float64 for a float64 model). Attention reads the
+        first `live` cache positions (default all): every occupied slot's position must be below it. Fixed
+        shapes; no host sync."""
         n = s.x.shape[0]
+        live = live or s.cache.shape[4]
         rows = torch.arange(n, device=s.x.device)
         h = s.x[:, None]  # [S, 1, H]
         cos, sin = s.cos[s.pos][:, None, None], s.sin[s.pos][:, None, None]  # [S, 1, 1, d]
-        keys = torch.arange(s.cache.shape[4], device=s.x.device)
+        keys = torch.arange(live, device=s.x.device)
         mask = (keys[None, :] <= s.pos[:, None])[:, None, None]  # [S, 1, 1, L]
         for layer_idx, layer in enumerate(self._qwen.layers):
             q, k, v = self._qkv(layer.self_attn, _rms_norm(h, layer.input_layernorm), cos, sin)
@@ -230,16 +250,16 @@ class CosyVoice2LM(torch.nn.Module):
             # GQA without copying the cache: head j reads kv head j // groups (transformers' repeat_kv),
             # so the query heads of one kv head go where SDPA expects query positions
             q = q.reshape(n, self.kv_heads, self.heads // self.kv_heads, self.head_dim)
-            o = F.scaled_dot_product_attention(q, s.cache[layer_idx, 0], s.cache[layer_idx, 1],
+            o = F.scaled_dot_product_attention(q, s.cache[layer_idx, 0, :, :, :live], s.cache[layer_idx, 1, :, :, :live],
                                                attn_mask=mask, scale=self.head_dim ** -0.5)
             h = h + layer.self_attn.o_proj(o.reshape(n, 1, -1))
             h = h + _mlp(layer.mlp, _rms_norm(h, layer.post_attention_layernorm))
         h = _rms_norm(h[:, 0], self._qwen.norm)
-        return self.llm_decoder(h).log_softmax(dim=-1)
+        return self.llm_decoder(h).to(_wide(h.dtype)).log_softmax(dim=-1)
 
-    def _step(self, s: _Slots) -> None:
+    def _step(self, s: _Slots, live: int | None = None) -> None:
         """One decode step for all slots, in place: forward, mask, sample, record, feed back."""
-        logp = self._forward_step(s)
+        logp = self._forward_step(s, live)
         eos = self.speech_token_size
         ids = torch.arange(logp.shape[-1], device=logp.device)
         banned = (ids[None, :] > eos) | ((ids[None, :] == eos) & (s.n_out < s.min_len)[:, None])
@@ -262,8 +282,8 @@ class CosyVoice2LM(torch.nn.Module):
     def _prefix(self, prompt: LMPrompt) -> torch.Tensor:
         """[sos, embed_tokens(prompt_text + text), task, speech_embedding(prompt_speech)] -> [P, H]."""
         device = self.llm_embedding.weight.device
-        text = torch.tensor(prompt.prompt_text + prompt.text, dtype=torch.long, device=device)
-        speech = torch.tensor(prompt.prompt_speech, dtype=torch.long, device=device)
+        text = to_device(prompt.prompt_text + prompt.text, torch.long, device)
+        speech = to_device(prompt.prompt_speech, torch.long, device)
         return torch.cat([self.llm_embedding.weight[:1], self._qwen.embed_tokens(text),
                           self.llm_embedding.weight[1:], self.speech_embedding(speech)])
 
@@ -282,21 +302,26 @@ class CosyVoice2LM(torch.nn.Module):
             x=torch.zeros(n, w.shape[1], dtype=w.dtype, device=w.device), pos=longs(n), n_out=longs(n),
             min_len=longs(n), max_len=longs(n), seed=longs(n), done=torch.ones(n, dtype=torch.bool, device=w.device),
             history=longs(n, self.sampling["win_size"], fill=-1), tokens=longs(n, cache_len),
-            logprobs=torch.zeros(n, cache_len, dtype=w.dtype, device=w.device), cos=cos, sin=sin)
+            logprobs=torch.zeros(n, cache_len, dtype=_wide(w.dtype), device=w.device), cos=cos, sin=sin)
 
-    def _capture(self, s: _Slots) -> torch.cuda.CUDAGraph:
-        """The decode step as a CUDA graph over the state's tensors (warm-up on a side stream first, as
-        torch.cuda.graphs asks). The state is all done here, so these steps are harmless."""
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self._step(s)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._step(s)
-        return graph
+    def _state(self, n: int, cache_len: int, cuda_graph: bool) -> tuple[_Slots, GraphCache | None]:
+        """The decode state for (n slots, cache_len), kept from an earlier call when there is one (every slot
+        is then done: a call ends when all its rows are collected; set again here in case one was
+        interrupted). Stale cache entries and outputs past a slot's position are never read. On CUDA, the
+        step's graphs, one per live length, are captured here, while every slot is idle."""
+        key = (n, cache_len)
+        if key in self._states:
+            s, graphs = self._states.pop(key)
+            s.done.fill_(True)
+        else:
+            while len(self._states) >= KEPT_STATES:
+                self._states.pop(next(iter(self._states)))
+            s, graphs = self._slots(n, cache_len), GraphCache()
+        if cuda_graph and s.x.device.type == "cuda":
+            for live in range(LIVE_STEP, cache_len + 1, LIVE_STEP):
+                graphs.get(live, lambda live=live: self._step(s, live))
+        self._states[key] = (s, graphs)
+        return s, (graphs if cuda_graph and s.x.device.type == "cuda" else None)
 
     @torch.inference_mode()
     def decode(self, prompts: list[LMPrompt], seeds: list[int], max_batch: int = 256,
@@ -305,10 +330,12 @@ class CosyVoice2LM(torch.nn.Module):
         """Speech tokens for every prompt, `max_batch` slots decoded together (continuous batching).
 
         cache_len: the static cache length, at least prefix + 20 * n_text of every row; default: the
-        longest row's need rounded up to 64. prefill_rows: rows per padded prefill forward (admitted rows
+        longest row's need rounded up to LIVE_STEP. The slots are max_batch or, for fewer rows, the next
+        power of two (so retry rounds and small calls reuse a kept state). prefill_rows: rows per padded prefill forward (admitted rows
         sorted by prefix length, so padding stays small). cuda_graph: capture the step on CUDA (eager
         elsewhere; the same function). timings: if given, filled with prefill_s, decode_s, steps,
-        slot_steps (slots x steps), tokens (emitted), rows, slots, cache_len.
+        slot_steps (slots x steps), tokens (emitted), rows, slots, cache_len, attended (the sum over steps of
+        the cache positions a step attends to: steps x cache_len without the live-length cut).
         """
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -320,19 +347,20 @@ class CosyVoice2LM(torch.nn.Module):
         waiting = deque(i for i, m in enumerate(max_lens) if m > 0)  # no text: upstream's loop never runs
         if not waiting:
             return results
-        cache_len = cache_len or _round_up(max(need), 64)
+        cache_len = bucket(cache_len or max(need), LIVE_STEP)
         if max(need) > cache_len:
             raise ValueError(f"cache_len {cache_len} is shorter than a row needs ({max(need)})")
-        n_slots = min(max_batch, len(waiting))
-        s = self._slots(n_slots, cache_len)
-        on_cuda = w.device.type == "cuda"
-        step = self._capture(s).replay if cuda_graph and on_cuda else (lambda: self._step(s))
+        n_slots = min(max_batch, 1 << (len(waiting) - 1).bit_length())
+        s, graphs = self._state(n_slots, cache_len, cuda_graph)
         owner = [-1] * n_slots  # prompt index in each slot, -1 = free
-        clock = {"prefill_s": 0.0, "decode_s": 0.0, "steps": 0}
+        start = [0] * n_slots  # a slot's position when admitted + the step count then: bounds its position
+        clock = {"prefill_s": 0.0, "decode_s": 0.0, "steps": 0, "attended": 0}
 
-        def sync():
-            if on_cuda:
-                torch.cuda.synchronize()
+        def step(live: int):
+            if graphs is not None:
+                graphs.graphs[live].replay()  # captured in _state (a capture here would run warm-up steps)
+            else:
+                self._step(s, live)
 
         def admit():
             free = [i for i, o in enumerate(owner) if o < 0]
@@ -345,10 +373,10 @@ class CosyVoice2LM(torch.nn.Module):
             for c in range(0, len(batch), prefill_rows):
                 chunk = batch[c:c + prefill_rows]
                 self._prefill(s, [slot for slot, _ in chunk], [prefixes[i] for _, i in chunk])
-            idx = torch.tensor([slot for slot, _ in batch], device=w.device)
+            idx = to_device([slot for slot, _ in batch], torch.long, w.device)
 
             def put(t: torch.Tensor, values: list[int]):
-                t[idx] = torch.tensor(values, dtype=t.dtype, device=w.device)
+                t[idx] = to_device(values, t.dtype, w.device)
 
             put(s.n_out, [0] * len(batch))
             put(s.min_len, [min_lens[i] for _, i in batch])
@@ -358,14 +386,18 @@ class CosyVoice2LM(torch.nn.Module):
             s.done[idx] = False
             for slot, i in batch:
                 owner[slot] = i
-            sync()
-            clock["prefill_s"] += time.perf_counter() - started
+                start[slot] = prefixes[i].shape[0] - 1 - clock["steps"]
+            clock["prefill_s"] += time.perf_counter() - started  # host time: admission does not wait
 
         admit()
         while any(o >= 0 for o in owner):
             started = time.perf_counter()
+            # no occupied slot's position passes this before the next check (it grows by at most 1 a step)
+            reach = max(start[slot] for slot, o in enumerate(owner) if o >= 0) + clock["steps"] + check_every
+            live = min(cache_len, bucket(reach + 1, LIVE_STEP))
             for _ in range(check_every):
-                step()
+                step(live)
+            clock["attended"] += live * check_every
             done = s.done.tolist()  # the host sync, once per check_every steps
             clock["decode_s"] += time.perf_counter() - started
             clock["steps"] += check_every

@@ -5,8 +5,9 @@
 (`zero_shot.py`), and then every sentence of every item goes through three batched stages:
 
     LM     llm.py      all sentences decoded together (continuous batching over `max_batch` slots)
-    flow   flow.py     sentences sorted by length, `flow_batch` at a time, right-padded
-    HiFT   hift.py     one sentence at a time, each with its own generator
+    flow   flow.py     sentences sorted by length, cut into batches by a frame budget (graphs.py), right-padded
+    HiFT   hift.py     sentences sorted by length, batched by a frame budget, right-padded and re-masked,
+                       each row with its own generator; one copy to the host per batch
 
 A sentence whose audio is implausibly short or long for its text (a runaway or truncated generation,
 `plausible_seconds`) is generated again with the next seed, up to `max_retries` times, in the next round
@@ -34,11 +35,13 @@ from jaspeech.synthesis.tts.zero_shot import (normalize_japanese, plausible_seco
 
 from .config import read_config
 from .flow import CosyVoice2Flow
+from .graphs import FlowODE, budget_batches, to_device
 from .frontend import SpeakerPrompt, TextTokenizer, load_speakers
 from .hift import CosyVoice2HiFT
 from .llm import CosyVoice2LM, LMPrompt
 
-RUNTIME_VERSION = 1  # bump when a seed's audio changes (sampler, noise, retries): rows record it in tts_model
+RUNTIME_VERSION = 2  # bump when a seed's audio changes (sampler, noise, retries): rows record it in tts_model
+# v2: HiFT batched (float rounding), the GPU sampler in float32, attention over the live cache length
 
 
 @dataclass
@@ -61,7 +64,8 @@ class CosyVoice2Runtime:
 
     def __init__(self, model_dir: str | Path, speakers: dict[str, SpeakerPrompt], device: str | None = None,
                  dtype: torch.dtype | None = None, max_batch: int | None = None, flow_batch: int | None = None,
-                 max_retries: int = 2, sentence_pause: float = 0.25) -> None:
+                 max_retries: int = 2, sentence_pause: float = 0.25, flow_frames: int | None = None,
+                 hift_frames: int | None = None, flow_graphs: bool = False) -> None:
         folder = Path(model_dir)
         config = read_config(folder)  # fails first, naming what a model folder holds
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -71,11 +75,24 @@ class CosyVoice2Runtime:
         self.tokenizer = TextTokenizer.from_folder(folder)
         self.lm = CosyVoice2LM.from_folder(folder, self.device, self.dtype)
         self.flow = CosyVoice2Flow.from_folder(folder, self.device, self.dtype)
+        # the fixed noise on the device once (flow.py slices it per call). flow_graphs (GPU only, off by default):
+        # the ODE as one CUDA graph per (rows, frames) bucket (graphs.FlowODE); benchmarks/device_account.py
+        # predicts it slower on a 1-10 s sentence mix (the flow's batches are compute-bound, and the buckets'
+        # padding adds ~60 % FLOPs), so it stays an option until a GPU run says otherwise
+        self.flow.decoder.rand_noise = self.flow.decoder.rand_noise.to(self.device)
+        self.flow_ode = FlowODE(self.flow.decoder, capture=True) if gpu and flow_graphs else None
         self.hift = CosyVoice2HiFT.from_folder(folder, self.device)
         self.sample_rate = int(config.get("sample_rate", 24000))
         self.speakers = speakers
         self.max_batch = max_batch or (256 if gpu else 16)
+        # the flow's and HiFT's batches: at most flow_batch rows, and rows x padded mel frames within a budget
+        # (the flow's score tensors also grow with frames², bounded by flow_quadratic); sized so a group of
+        # 64 eight-second sentences is one batch on a GPU and peak memory stays a few GiB per stage
         self.flow_batch = flow_batch or (64 if gpu else 8)
+        self.flow_frames = flow_frames or (65536 if gpu else 8192)
+        self.flow_quadratic = 64 * 1024 ** 2 if gpu else 8 * 1024 ** 2
+        self.hift_frames = hift_frames or (32768 if gpu else 8192)
+        self.max_waste = 0.15  # at most this share of a flow or HiFT batch is padding (rows are length-sorted)
         self.max_retries = max_retries
         self._pause = np.zeros(int(sentence_pause * self.sample_rate), np.float32)
         self.name = f"CosyVoice2 ({folder.name}), jaspeech runtime v{RUNTIME_VERSION}"
@@ -157,22 +174,21 @@ class CosyVoice2Runtime:
                                   seeds, max_batch=self.max_batch)
         t1 = time.perf_counter()
         mels: list[torch.Tensor | None] = [None] * len(sentences)
-        order = sorted((n for n in range(len(sentences)) if tokens[n]),
-                       key=lambda n: (len(voices[n].speech_tokens) + len(tokens[n]), n))
-        for start in range(0, len(order), self.flow_batch):
-            batch = order[start : start + self.flow_batch]
+        frames = [2 * (len(voices[n].speech_tokens) + len(tokens[n])) for n in range(len(sentences))]
+        order = sorted((n for n in range(len(sentences)) if tokens[n]), key=lambda n: (frames[n], n))
+        for batch in budget_batches(order, frames, self.flow_batch, self.flow_frames, self.flow_quadratic,
+                                    self.max_waste):
             out = self.flow.inference(
-                [torch.tensor(tokens[n], dtype=torch.long, device=self.device) for n in batch],
-                [torch.tensor(voices[n].speech_tokens, dtype=torch.long, device=self.device) for n in batch],
+                [to_device(tokens[n], torch.long, self.device) for n in batch],
+                [to_device(voices[n].speech_tokens, torch.long, self.device) for n in batch],
                 [torch.from_numpy(voices[n].feat).to(self.device, self.dtype) for n in batch],
-                torch.from_numpy(np.stack([voices[n].embedding for n in batch])).to(self.device, self.dtype))
+                torch.from_numpy(np.stack([voices[n].embedding for n in batch])).to(self.device, self.dtype),
+                ode=self.flow_ode)
             for n, mel in zip(batch, out):
                 mels[n] = mel
         self._sync()
         t2 = time.perf_counter()
-        ready = [n for n in range(len(sentences)) if mels[n] is not None]
-        waves = self.hift.inference([mels[n].float() for n in ready], [seeds[n] for n in ready])
-        audio = {n: w.detach().float().cpu().numpy().reshape(-1) for n, w in zip(ready, waves)}
+        audio = self._vocode(mels, seeds)
         t3 = time.perf_counter()
         for n, s in enumerate(sentences):
             s.audio = audio.get(n, np.zeros(0, np.float32))
@@ -180,3 +196,15 @@ class CosyVoice2Runtime:
         self.timings["flow_s"] += t2 - t1
         self.timings["hift_s"] += t3 - t2
         self.timings["sentences"] += len(sentences)
+
+    def _vocode(self, mels: list[torch.Tensor | None], seeds: list[int]) -> dict[int, np.ndarray]:
+        """HiFT over every mel, length-sorted batches within `hift_frames`; one host copy per batch."""
+        ready = sorted((n for n in range(len(mels)) if mels[n] is not None), key=lambda n: (mels[n].shape[-1], n))
+        frames = [0 if m is None else m.shape[-1] for m in mels]
+        audio: dict[int, np.ndarray] = {}
+        for batch in budget_batches(ready, frames, len(ready), self.hift_frames, max_waste=self.max_waste):
+            waves = self.hift.inference_batch([mels[n].float() for n in batch], [seeds[n] for n in batch])
+            host = waves.float().cpu().numpy()  # the one copy (and sync) of the batch
+            for row, n in enumerate(batch):
+                audio[n] = host[row, : frames[n] * self.hift.upsample_scale].copy()
+        return audio
