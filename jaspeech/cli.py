@@ -25,10 +25,24 @@ def _build_parser(sub) -> None:
     p.add_argument("--config", required=True,
                    help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K); spoken: a "
                    "name of your own (NAME-s2s / NAME-spoken-response: the speech-to-speech variants)")
-    p.add_argument("--speak", default=None, choices=("user", "assistant", "both"),
+    p.add_argument("--speak", default=None, choices=("user", "assistant", "both", "duplex"),
                    help="SFT: which turns are spoken. user (the default configs): the instructions; both: the "
                    "responses too, into <config>-s2s (speech-to-speech); assistant: only the responses, into "
-                   "<config>-spoken-response. The text config is left as it is")
+                   "<config>-spoken-response; duplex: every turn, as one stereo recording per dialogue with "
+                   "overlaps, backchannels and word times, into <config>-duplex. The text config is left as it is")
+    p.add_argument("--duplex", action="store_true",
+                   help="the same as --speak duplex: full-duplex dialogues (assistant on channel 0, user on 1)")
+    d = p.add_argument_group("full-duplex timing (--speak duplex; docs/duplex.md says where the defaults come from)")
+    d.add_argument("--duplex-gap-mean", type=float, default=0.007,
+                   help="mean turn-transition offset in seconds (default 0.007: Stivers et al. 2009, Japanese)")
+    d.add_argument("--duplex-gap-sd", type=float, default=0.25, help="its standard deviation in seconds (default 0.25)")
+    d.add_argument("--duplex-pause-rate", type=float, default=0.05,
+                   help="share of turn boundaries with a 1-2 s pause instead (default 0.05)")
+    d.add_argument("--duplex-max-overlap", type=float, default=0.6,
+                   help="the most a turn may start before the previous one ends, in seconds; never more than the "
+                   "previous turn's last word (default 0.6)")
+    d.add_argument("--duplex-backchannel-rate", type=float, default=6.0,
+                   help="backchannels (はい, うん, ...) per minute of the other party's speech; 0: none (default 6)")
     p.add_argument("--input", default=None,
                    help="hub id (default: the source's), a local JSONL/JSON/Parquet file or folder, or 'sample'")
     p.add_argument("--split", default="train", help="split to read from a hub input")
@@ -131,7 +145,10 @@ def _run_build(args) -> int:
 
     try:  # --config magpie --speak both is the config magpie-s2s (which --config can also name)
         spec = corpus_spec(args.corpus, [vars(args)])  # `spoken` makes its config from the options
-        config = spec.config_for(args.config, args.speak) if args.speak else args.config
+        if args.duplex and args.speak not in (None, "duplex"):
+            raise ValueError(f"--duplex is --speak duplex: drop --speak {args.speak} or --duplex")
+        speak = "duplex" if args.duplex else args.speak
+        config = spec.config_for(args.config, speak) if speak else args.config
     except ValueError as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2

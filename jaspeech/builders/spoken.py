@@ -32,7 +32,7 @@ from pathlib import Path
 
 from jaspeech.builders.adapters import require_mapping
 from jaspeech.builders.corpus import SOURCE_OPTIONS, SPEAK_SUFFIX, CorpusSpec, SourceConfig, speak_variants
-from jaspeech.builders.pipeline import make_tts_builder
+from jaspeech.builders.duplex import make_speech_builder
 from jaspeech.builders.schema import S2S_FEATURES, SFT_FEATURES, Example, RowReject, Turn
 from jaspeech.synthesis.text import clean_text
 
@@ -377,7 +377,7 @@ def spec_for(plans: list[dict]) -> CorpusSpec:
         "they ask for, for supervised fine-tuning of speech LLMs.",
         language=("ja",),
         tags=("speech", "synthetic", "tts", "japanese", "instruction-tuning"),
-        make_builder=make_tts_builder,
+        make_builder=make_speech_builder,
         options=SOURCE_OPTIONS,
         inspect_input=inspect_input,
     )

@@ -58,6 +58,7 @@ class TimingOptions:
 class Turn:
     """What the timeline needs of a spoken turn: its channel and the durations of its sentence pieces."""
 
+    index: int  # the turn's index in the row (unspoken turns, e.g. a system prompt, have none here)
     role: str
     channel: int
     text: str
@@ -67,7 +68,8 @@ class Turn:
 
 @dataclass(frozen=True)
 class Slot:
-    """A backchannel to place: in the pause after sentence piece `after` of turn `turn`, saying `text`."""
+    """A backchannel to place: in the pause after sentence piece `after` of turn `turn` (its index in the row),
+    saying `text`."""
 
     turn: int
     after: int
@@ -82,7 +84,7 @@ class Segment:
     kind: str  # "turn" | "backchannel"
     role: str  # "user" | "assistant"
     channel: int
-    index: int  # the turn's index in the row; for a backchannel, its number in the row
+    index: int  # a turn: its index in the row; a backchannel: its slot's index in the `slots` given
     text: str
     starts: tuple[float, ...]  # each piece's start on the recording's clock (a backchannel has one piece)
     durations: tuple[float, ...]
@@ -107,7 +109,7 @@ def backchannel_slots(turns: list[Turn], opts: TimingOptions, seed: int) -> list
     words = [w for w, _ in opts.lexicon]
     weights = np.array([p for _, p in opts.lexicon], dtype=np.float64)
     slots = []
-    for i, t in enumerate(turns):
+    for t in turns:
         pauses = len(t.pieces) - 1
         if pauses < 1 or opts.backchannel_rate <= 0 or not words:
             continue
@@ -115,7 +117,7 @@ def backchannel_slots(turns: list[Turn], opts: TimingOptions, seed: int) -> list
         for k in range(pauses):
             draw, pick = rng.random(), rng.choice(len(words), p=weights / weights.sum())
             if draw < p:
-                slots.append(Slot(i, k, words[int(pick)]))
+                slots.append(Slot(t.index, k, words[int(pick)]))
     return slots
 
 
@@ -134,15 +136,14 @@ def plan_timeline(turns: list[Turn], slots: list[Slot], opts: TimingOptions, see
     A turn starts at the previous turn's end plus a drawn gap, bounded (see the module docstring) and never
     before its own channel is free. A backchannel sits in its pause, `backchannel_margin` after the
     speaker's sentence; the pause is lengthened to hold it. A slot whose listener is still speaking (an
-    overlap) is dropped. Pure: the same inputs and seed give the same segments."""
+    overlap) or has no audio (duration 0: its synthesis failed) is dropped. Pure: the same inputs and seed give the same segments."""
     rng = np.random.default_rng(seed)
-    by_turn: dict[int, dict[int, Slot]] = {}
-    for s in slots:
-        by_turn.setdefault(s.turn, {})[s.after] = s
+    by_turn: dict[int, dict[int, tuple[int, Slot]]] = {}
+    for n, s in enumerate(slots):
+        by_turn.setdefault(s.turn, {})[s.after] = (n, s)
     free = {0: 0.0, 1: 0.0}  # when each channel's last segment ends
     segments: list[Segment] = []
     prev: Segment | None = None
-    n_bc = 0
     for i, t in enumerate(turns):
         if prev is None:
             start, gap = 0.0, None
@@ -161,21 +162,17 @@ def plan_timeline(turns: list[Turn], slots: list[Slot], opts: TimingOptions, see
             clock += d
             if k == len(t.pieces) - 1:
                 break
-            slot = by_turn.get(i, {}).get(k)
+            n, slot = by_turn.get(t.index, {}).get(k, (-1, None))
             bc_start = clock + opts.backchannel_margin
             if slot is not None and slot.duration > 0 and bc_start >= free[listener] + opts.same_channel_gap:
-                placed.append(Segment("backchannel", _role_of(listener), listener, -1, slot.text, (bc_start,),
-                                      (slot.duration,), turn=i))
+                placed.append(Segment("backchannel", _role_of(listener), listener, n, slot.text, (bc_start,),
+                                      (slot.duration,), turn=t.index))
                 free[listener] = bc_start + slot.duration
                 clock += max(opts.sentence_gap, slot.duration + 2 * opts.backchannel_margin)
             else:
                 clock += opts.sentence_gap
-        seg = Segment("turn", t.role, t.channel, i, t.text, tuple(starts), t.pieces, gap=gap)
-        segments.append(seg)
-        for bc in placed:
-            segments.append(Segment(bc.kind, bc.role, bc.channel, n_bc, bc.text, bc.starts, bc.durations,
-                                    turn=bc.turn))
-            n_bc += 1
+        seg = Segment("turn", t.role, t.channel, t.index, t.text, tuple(starts), t.pieces, gap=gap)
+        segments += [seg, *placed]
         free[t.channel] = max(free[t.channel], seg.end)
         prev = seg
     return sorted(segments, key=lambda s: (s.start, s.kind != "turn"))
