@@ -304,6 +304,32 @@ def _run_eval_report(args) -> int:
     return 0
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="convert a built config to another project's training layout")
+    p.add_argument("target", choices=("moshi",), help="moshi: a -duplex config for Moshi / J-Moshi fine-tuning")
+    p.add_argument("build", type=Path, help="the --out folder of `jaspeech build`")
+    p.add_argument("out", type=Path, help="where to write the WAVs, timing files and index")
+    p.add_argument("--config", required=True, help="a -duplex config of the build, e.g. magpie-duplex")
+    p.add_argument("--layout", default="jmoshi", choices=("jmoshi", "moshi-finetune"),
+                   help="jmoshi: audio/<id>.wav + text/<id>.json (shogo0731/jmoshi-ft); moshi-finetune: "
+                   "audio/<id>.wav + audio/<id>.json + <config>.jsonl (kyutai-labs/moshi-finetune)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="resample the WAVs to this rate (default: the corpus's own; Moshi's codec runs at 24000)")
+
+
+def _run_export(args) -> int:
+    """Dispatch only: the converter lives beside its format (jaspeech/export/)."""
+    from jaspeech.export.moshi import export_moshi
+
+    try:
+        summary = export_moshi(args.build, args.out, args.config, args.layout, args.sample_rate)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"jaspeech export: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False))
+    return 1 if summary["failed"] else 0
+
+
 def _view_parser(sub) -> None:
     p = sub.add_parser(
         "view", help="a local web page to audit a built corpus folder (rows, audio, diffs, rejects, plots)",
@@ -444,6 +470,7 @@ def make_parser() -> argparse.ArgumentParser:
     rep = ev_sub.add_parser("report", help="the results table (model | ADU-Bench (ja) | CER %%) from result files")
     rep.add_argument("results", type=Path)
     _view_parser(sub)
+    _export_parser(sub)
 
     _no_abbreviations(parser)
     return parser
@@ -463,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_train(args)
     if args.command == "view":
         return _run_view(args)
+    if args.command == "export":
+        return _run_export(args)
     if args.command == "convert-original":
         return _run_convert_original(args)
     if args.eval_command == "asr":
