@@ -84,7 +84,7 @@ class DuplexBuilder:
 
     def _speak_turns(self, planned: list[Planned]) -> list[DuplexPending | RowReject]:
         """One TTS call for every sentence of every row; each row's turns checked and aligned sentence by sentence."""
-        pieces = [p.pieces(self.hub_id) for p in planned]
+        pieces = [p.pieces(self.hub_id, max_chars=1) for p in planned]  # one piece per sentence: its pauses
         t0 = time.perf_counter()
         try:
             results = synthesize_batch(self.inner.tts, [item for row in pieces for _, item in row])

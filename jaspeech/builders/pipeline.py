@@ -23,7 +23,8 @@ from jaspeech.synthesis.quality import QualityScorer, scorer_version, signal_che
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import (ASSISTANT_PROFILES, SpeakerProfile, assign_assistant_voice, assign_speaker,
                                           stable_hash)
-from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_for_speech, synthesis_pieces
+from jaspeech.synthesis.text import (PIECE_CHARS, TextOptions, Unspeakable, clean_text, prepare_for_speech,
+                                     synthesis_pieces)
 from jaspeech.synthesis.tts import TTSBackend
 
 
@@ -83,13 +84,14 @@ class Planned:
     speaker: str
     extra: dict
 
-    def pieces(self, hub_id: str) -> list[tuple[int, SynthesisItem]]:
+    def pieces(self, hub_id: str, max_chars: int = PIECE_CHARS) -> list[tuple[int, SynthesisItem]]:
         """(turn, item) for every piece of every spoken turn, in turn order. A long text (a spoken response) is
-        cut at sentence ends (`synthesis_pieces`); each piece is seeded from the row, never from its group."""
+        cut at sentence ends (`synthesis_pieces`; `max_chars=1`: every sentence its own piece, as the duplex
+        builder needs); each piece is seeded from the row, never from its group."""
         out = []
         for i, voice in sorted(self.voices.items()):
             seed = stable_hash("seed", hub_id, self.source_id, str(i)) % (2**31)
-            for k, piece in enumerate(synthesis_pieces(self.texts[i])):
+            for k, piece in enumerate(synthesis_pieces(self.texts[i], max_chars)):
                 out.append((i, SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))))
         return out
 

@@ -101,15 +101,27 @@ def word_times(text: str, forced: Forced, duration: float) -> list[Word]:
 
 
 class EvenAligner:
-    """No ear (`--asr none`): each word gets a share of its sentence's duration by its characters. Coarse, but
-    inside the synthesis' sentence boundaries; rows say which aligner timed them (`align_model`)."""
+    """No ear (`--asr none`): each character of a sentence gets an equal share of the sentence's VOICED 20 ms
+    frames (RMS above -40 dBFS), so a word never lands in the leading silence or a comma's pause. Coarse, but
+    inside the synthesis' sentence boundaries and its speech; rows say which aligner timed them (`align_model`)."""
 
-    name = "even (synthesis sentence boundaries, no ASR)"
+    name = "even (voiced frames of each synthesised sentence, no ASR)"
+    FRAME = 0.02
+    FLOOR_DBFS = -40.0
 
     def score(self, audios: list[tuple[np.ndarray, int]], texts: list[str]) -> list[Forced]:
         out = []
         for (x, sr), text in zip(audios, texts):
-            d, n = len(x) / sr, max(1, len(text))
-            out.append(Forced(list(text), [0.0] * len(text), [d * k / n for k in range(len(text))],
-                              [d * (k + 1) / n for k in range(len(text))]))
+            frame = max(1, int(self.FRAME * sr))
+            n_frames = len(x) // frame
+            rms = np.sqrt(np.mean(np.square(np.asarray(x[: n_frames * frame], dtype=np.float64))
+                                  .reshape(n_frames, frame), axis=1)) if n_frames else np.zeros(0)
+            voiced = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-12)) > self.FLOOR_DBFS) * frame / sr
+            n, v = len(text), len(voiced)
+            if not v or not n:
+                raise AlignError(f"no speech to time {text!r} in")
+            starts = [float(voiced[min(v - 1, k * v // n)]) for k in range(n)]
+            ends = [float(voiced[min(v - 1, max(k * v // n, -(-(k + 1) * v // n) - 1))]) + frame / sr
+                    for k in range(n)]
+            out.append(Forced(list(text), [0.0] * n, starts, ends))
         return out

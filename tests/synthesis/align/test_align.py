@@ -38,12 +38,20 @@ def test_times_are_clipped_to_the_clip_and_monotonic():
     assert all(b.start >= a.end for a, b in zip(words, words[1:]))
 
 
-def test_even_aligner_spreads_words_over_the_sentence():
+def test_even_aligner_spreads_words_over_the_voiced_frames_only():
     import numpy as np
 
-    [forced] = EvenAligner().score([(np.zeros(16000, dtype=np.float32), 16000)], ["今日は晴れ"])
+    sr = 16000
+    x = np.zeros(sr, dtype=np.float32)
+    x[int(0.2 * sr): int(0.5 * sr)] = 0.3  # speech, a pause, speech
+    x[int(0.7 * sr): int(0.9 * sr)] = 0.3
+    [forced] = EvenAligner().score([(x, sr)], ["今日は晴れ"])
     words = word_times("今日は晴れ", forced, 1.0)
-    assert words[0].start == 0.0 and words[-1].end == pytest.approx(1.0)
+    assert words[0].start == pytest.approx(0.2) and words[-1].end == pytest.approx(0.9)
+    for w in words:  # each word holds some of the speech
+        assert x[int(w.start * sr): int(w.end * sr)].any(), w
+    with pytest.raises(AlignError):
+        EvenAligner().score([(np.zeros(sr, dtype=np.float32), sr)], ["無音"])
 
 
 def test_whisper_align_on_real_speech_keeps_words_in_order_inside_the_sentence():
