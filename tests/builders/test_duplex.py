@@ -61,11 +61,12 @@ def _check_recording(row):
 
 
 def _row(i, question, answer):
-    return {"id": f"d{i}", "conversations": [{"role": "user", "content": question},
+    return {"id": f"magpie-sample-{i:03d}", "conversations": [{"role": "user", "content": question},
                                             {"role": "assistant", "content": answer}]}
 
 
 def test_duplex_build_with_the_real_ear_loads_as_stereo_and_passes_its_checks(tmp_path):
+    # the ids (and so the voices) of the bundled sample's rows with the same questions, which Whisper base hears
     rows = [_row(0, "おすすめの朝ごはんを教えてください。", ANSWER),
             _row(1, "日本で一番高い山は何ですか。", "富士山です。標高は三千七百七十六メートルです。")]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
