@@ -245,12 +245,12 @@ class DuplexBuilder:
             for start, piece_words in zip(s.starts, per_piece):
                 words += [{"role": s.role, "channel": s.channel, "segment": m, "word": w.text,
                            "start": round(start + w.start, 3), "end": round(start + w.end, 3)} for w in piece_words]
-        for reason, problems in (("duplex_leak", isolation_problems(stereo, d.sr, segments)),
-                                 ("duplex_clipping", clipping_problems(stereo)),
-                                 ("duplex_span", span_problems(stereo, d.sr, segments, words))):
-            if problems:
-                raise RowReject(reason, "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)"
-                                                                     if len(problems) > 3 else ""))
+        if problems := isolation_problems(stereo, d.sr, segments):
+            raise RowReject("duplex_leak", _listed(problems))
+        if problems := clipping_problems(stereo):
+            raise RowReject("duplex_clipping", _listed(problems))
+        if problems := span_problems(stereo, d.sr, segments, words):
+            raise RowReject("duplex_span", _listed(problems))
         rows = []
         for s in segments:
             heard = turns_row["turns"][s.index] if s.kind == "turn" else heard_bc[s.index]
@@ -277,6 +277,10 @@ class DuplexBuilder:
             "words": words,
             **extra,
         }
+
+
+def _listed(problems: list[str]) -> str:
+    return "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
 
 
 def make_aligner(plan: dict, asr):

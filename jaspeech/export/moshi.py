@@ -109,9 +109,9 @@ def export_moshi(build: Path, out: Path, config: str, layout: str = "jmoshi", sa
     (out / target.timing_dir).mkdir(parents=True, exist_ok=True)
     index, failures, written, skipped = [], [], 0, 0
     for shard in shards:
-        table = pq.read_table(shard, columns=["id", "audio", "duration", "words"])
-        if "words" not in table.column_names:
+        if "words" not in pq.read_schema(shard).names:
             raise ValueError(f"{config} has no word times: export moshi reads -duplex configs only")
+        table = pq.read_table(shard, columns=["id", "audio", "duration", "words"])
         for row in table.to_pylist():
             wav_path = out / "audio" / f"{row['id']}.wav"
             json_path = out / target.timing_dir / f"{row['id']}.json"
