@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from jaspeech.synthesis.asr import Forced
+from jaspeech.synthesis.asr.forced import Scored, jump_times, piece_scores, split_text, whole_pieces
 from jaspeech.synthesis.asr.windows import RecentWindows
 from jaspeech.synthesis.audio import resample, split_at_pauses
 
 WHISPER_SR = 16000
+FRAMES_PER_SECOND = 50  # Whisper's encoder frames (20 ms): the alignment's time unit
 
 
 def cache_dir() -> Path:
@@ -85,20 +88,59 @@ class FasterWhisperASR:
         self._beam = beam_size
         self._strong_beam = strong_beam_size
         self._recent = RecentWindows()
+        self._heard = RecentWindows(256)  # (window key, strong) -> transcript: the scoring after a listening
 
     def transcribe(self, audios: list[tuple[np.ndarray, int]], strong: bool = False) -> list[str]:
         return ["".join(self._hear(w, strong) for w in split_at_pauses(resample(x, sr, WHISPER_SR), WHISPER_SR))
                 for x, sr in audios]
 
-    def _hear(self, window: np.ndarray, strong: bool) -> str:
+    def score(self, audios: list[tuple[np.ndarray, int]], texts: list[str]) -> list[Forced]:
+        """Each text teacher-forced on its clip (CTranslate2's Whisper `align`: the probability of every text
+        token given the audio and the tokens before it, and the cross-attention alignment), beside the ear's own
+        greedy transcript scored the same way. A long clip's text is cut between its windows where the windows'
+        transcripts say (`forced.split_text`). Clip by clip: a clip's score never depends on its batch-mates."""
+        out = []
+        for (x, sr), text in zip(audios, texts):
+            windows = split_at_pauses(resample(x, sr, WHISPER_SR), WHISPER_SR)
+            heard = [self._hear(w, False) for w in windows]
+            mine, own, offset = Scored(), Scored(), 0.0
+            for window, part, guess in zip(windows, split_text(text, heard), heard):
+                encoded, frames = self._encoded(window)
+                mine.extend(self._align(encoded, frames, part, offset))
+                own.extend(self._align(encoded, frames, guess, offset))
+                offset += window.size / WHISPER_SR
+            out.append(Forced("".join(heard), mine.tokens, mine.logprobs, mine.starts, mine.ends,
+                              own.tokens, own.logprobs, own.starts, own.ends))
+        return out
+
+    def _align(self, encoded, frames: int, text: str, offset: float) -> Scored:
+        ids = self._tokenizer.encode(text) if text else []
+        if not ids:
+            return Scored()
+        result = self._model.model.align(encoded, self._prompt, [ids], frames)[0]
+        with np.errstate(divide="ignore"):
+            logprobs = np.maximum(np.log(np.asarray(result.text_token_probs, dtype=np.float64)), -50.0).tolist()
+        return piece_scores(whole_pieces(ids, self._tokenizer.decode), logprobs,
+                            jump_times(result.alignments, len(ids), FRAMES_PER_SECOND), offset)
+
+    def _encoded(self, window: np.ndarray):
+        """The window's encoder output and its number of feature frames, kept for the next listenings."""
         from faster_whisper.audio import pad_or_trim
 
         key = RecentWindows.key(window)
-        encoded = self._recent.get(key)
-        if encoded is None:
+        kept = self._recent.get(key)
+        if kept is None:
             features = self._model.feature_extractor(window)[:, :-1]  # as faster-whisper: the last frame is padding
-            encoded = self._model.encode(pad_or_trim(features))
-            self._recent.put(key, encoded)
+            kept = (self._model.encode(pad_or_trim(features)), features.shape[-1])
+            self._recent.put(key, kept)
+        return kept
+
+    def _hear(self, window: np.ndarray, strong: bool) -> str:
+        key = (RecentWindows.key(window), strong)
+        text = self._heard.get(key)  # type: ignore[arg-type]
+        if text is not None:
+            return text
+        encoded, _ = self._encoded(window)
         result = self._model.model.generate(
             encoded,
             [self._prompt],
@@ -107,4 +149,6 @@ class FasterWhisperASR:
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
-        return self._tokenizer.decode(result.sequences_ids[0]).strip()
+        text = self._tokenizer.decode(result.sequences_ids[0]).strip()
+        self._heard.put(key, text)  # type: ignore[arg-type]
+        return text
