@@ -66,8 +66,8 @@ class DuplexBuilder:
     """prepare_group: plan, TTS, alignment, timeline; finish: the ear and quality (RowBuilder.finish), the mix,
     the checks, the row."""
 
-    def __init__(self, inner: RowBuilder, aligner, timing: TimingOptions = TimingOptions()) -> None:
-        self.inner, self.aligner, self.timing = inner, aligner, timing
+    def __init__(self, inner: RowBuilder, aligner, align_model: str, timing: TimingOptions = TimingOptions()) -> None:
+        self.inner, self.aligner, self.align_model, self.timing = inner, aligner, align_model, timing
         self.timers = inner.timers
         self.manifest_fields = inner.manifest_fields
         self.hub_id = inner.config.hub_id
@@ -271,7 +271,7 @@ class DuplexBuilder:
             "duration": round(duration, 3),
             "tts_model": turns_row["tts_model"],
             "asr_model": turns_row["asr_model"],
-            "align_model": self.aligner.name,
+            "align_model": self.align_model,
             "turns": [{"role": r, "text": t} for r, t in zip(d.turns.roles, d.turns.texts)],
             "segments": rows,
             "words": words,
@@ -283,18 +283,19 @@ def _listed(problems: list[str]) -> str:
     return "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
 
 
-def make_aligner(plan: dict, asr):
-    """The ear's own teacher-forced pass when it has one (`score`), else CTranslate2 Whisper's `align` on the
-    plan's faster-whisper model (Whisper base by default); with --asr none, the even split of each sentence."""
+def make_aligner(asr):
+    """(aligner, its name for the rows' `align_model`): the ear's own teacher-forced pass (`score`) where it has
+    one; Whisper base through faster-whisper for an ear without it; with --asr none, the even split of each
+    sentence's voiced frames."""
     if asr is None:
         from jaspeech.synthesis.align import EvenAligner
 
-        return EvenAligner()
-    if hasattr(asr, "score"):
-        return asr
-    from jaspeech.synthesis.align.whisper import WhisperAligner
+        return EvenAligner(), EvenAligner.name
+    if not hasattr(asr, "score"):
+        from jaspeech.synthesis.asr import make_asr
 
-    return WhisperAligner(plan.get("asr_model") if plan.get("asr") == "faster-whisper" else None)
+        asr = make_asr("faster-whisper")
+    return asr, f"{asr.name}: forced alignment"
 
 
 def make_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> DuplexBuilder:
@@ -302,7 +303,8 @@ def make_builder(spec: CorpusSpec, plan: dict, out: Path | None = None) -> Duple
     config: SourceConfig = spec.configs[plan["config"]]
     both = dataclasses.replace(spec, configs={**spec.configs, config.name: dataclasses.replace(config, speak="both")})
     inner = make_tts_builder(both, plan, out)
-    return DuplexBuilder(inner, make_aligner(plan, inner.asr), timing_of(plan))
+    aligner, name = make_aligner(inner.asr)
+    return DuplexBuilder(inner, aligner, name, timing_of(plan))
 
 
 def make_speech_builder(spec: CorpusSpec, plan: dict, out: Path | None = None):

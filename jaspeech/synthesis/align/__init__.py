@@ -6,36 +6,19 @@ morpheme: 今日 / は / いい / 天気 / です / ね.
 
 A word's time is the span of the ASR tokens that spell it (their first start to their last end), on the clock
 of the clip that was scored: one synthesised sentence, so the synthesis' sentence boundaries bound every
-word, and the builder adds the sentence's start on the recording. The scorer is any object with
-`score(audios, texts) -> list[Forced]` (the ear's teacher-forced pass; `whisper.WhisperAligner` runs it through
-CTranslate2's `align`); an alignment that cannot give every word a span raises `AlignError`, which the
+word, and the builder adds the sentence's start on the recording. The scorer is the ear's teacher-forced pass,
+`ASRBackend.score(audios, texts) -> list[Forced]` (faster-whisper: CTranslate2 Whisper's `align`, the
+cross-attention alignment of the known text); an alignment that cannot give every word a span raises `AlignError`, which the
 builder records as the row's `align_error`.
 """
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-
-@dataclass
-class Forced:
-    """A teacher-forced pass over a known text (the interface of the ear's `score`, issue 29): its token
-    pieces in order (their concatenation is the scored text), and per token a log-probability and a span in
-    seconds on the clip's clock."""
-
-    tokens: list[str]
-    logprobs: list[float]
-    starts: list[float]
-    ends: list[float]
-
-
-class ForcedScorer(Protocol):
-    name: str
-
-    def score(self, audios: list[tuple[np.ndarray, int]], texts: list[str]) -> list[Forced]: ...
+from jaspeech.synthesis.asr import Forced
 
 
 class AlignError(Exception):
@@ -123,5 +106,5 @@ class EvenAligner:
             starts = [float(voiced[min(v - 1, k * v // n)]) for k in range(n)]
             ends = [float(voiced[min(v - 1, max(k * v // n, -(-(k + 1) * v // n) - 1))]) + frame / sr
                     for k in range(n)]
-            out.append(Forced(list(text), [0.0] * n, starts, ends))
+            out.append(Forced("", list(text), [0.0] * n, starts, ends, [], [], [], []))
         return out

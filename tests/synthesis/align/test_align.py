@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from jaspeech.synthesis.align import AlignError, EvenAligner, Forced, word_times, words_of
+from jaspeech.synthesis.align import AlignError, EvenAligner, word_times, words_of
+from jaspeech.synthesis.asr import Forced
+
+
+def _forced(tokens, starts, ends):
+    return Forced("", tokens, [-0.1] * len(tokens), starts, ends, [], [], [], [])
 
 
 def _words(text):
@@ -21,8 +26,7 @@ def test_word_times_from_a_hand_made_forced_pass():
     """A stand-in for the ear's `score` (issue 29's `Forced`), so the mapping is checked exactly: はい spans
     the particle and half of いい, and its time is shared by its characters."""
     text = "今日はいい天気。"
-    forced = Forced(["今日", "はい", "い", "天気", "。"], [-0.1] * 5, [0.0, 0.4, 0.6, 0.8, 1.2],
-                    [0.4, 0.6, 0.8, 1.2, 1.3])
+    forced = _forced(["今日", "はい", "い", "天気", "。"], [0.0, 0.4, 0.6, 0.8, 1.2], [0.4, 0.6, 0.8, 1.2, 1.3])
     words = word_times(text, forced, 1.3)
     assert [(w.text, w.start, w.end) for w in words] == [
         ("今日", 0.0, 0.4), ("は", 0.4, 0.5), ("いい", 0.5, 0.8), ("天気", 0.8, 1.2)]
@@ -32,7 +36,7 @@ def test_word_times_from_a_hand_made_forced_pass():
 
 def test_times_are_clipped_to_the_clip_and_monotonic():
     text = "あいう"
-    forced = Forced(["あ", "い", "う"], [0, 0, 0], [0.0, 0.5, 0.3], [0.5, 0.4, 2.0])
+    forced = _forced(["あ", "い", "う"], [0.0, 0.5, 0.3], [0.5, 0.4, 2.0])
     words = word_times(text, forced, 1.0)
     assert all(w.end <= 1.0 and w.end > w.start for w in words)
     assert all(b.start >= a.end for a, b in zip(words, words[1:]))
@@ -54,14 +58,14 @@ def test_even_aligner_spreads_words_over_the_voiced_frames_only():
         EvenAligner().score([(np.zeros(sr, dtype=np.float32), sr)], ["無音"])
 
 
-def test_whisper_align_on_real_speech_keeps_words_in_order_inside_the_sentence():
-    from jaspeech.synthesis.align.whisper import WhisperAligner
+def test_the_ears_forced_pass_on_real_speech_keeps_words_in_order_inside_the_sentence():
+    from jaspeech.synthesis.asr.faster_whisper import FasterWhisperASR
     from jaspeech.synthesis.speakers import PROFILES
     from jaspeech.synthesis.tts.openjtalk import OpenJTalkTTS
 
     text = "春におすすめの旅行先はどこですか。"
     x, sr = OpenJTalkTTS().synthesize(text, PROFILES[0], 0)
-    [forced] = WhisperAligner().score([(x, sr)], [text])
+    [forced] = FasterWhisperASR().score([(x, sr)], [text])
     assert "".join(forced.tokens) == text and len(forced.logprobs) == len(forced.tokens)
     words = word_times(text, forced, len(x) / sr)
     assert [w.text for w in words] == _words(text)
