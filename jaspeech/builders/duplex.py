@@ -26,7 +26,7 @@ from jaspeech.builders.schema import RowReject, prepare_each
 from jaspeech.synthesis.align import AlignError, Word, word_times
 from jaspeech.synthesis.audio import encode_flac, resample
 from jaspeech.synthesis.batch import SynthesisItem, synthesize_batch
-from jaspeech.synthesis.duplex.mix import clipping_problems, isolation_problems, mix, span_problems
+from jaspeech.synthesis.duplex.mix import clipping_problems, isolation_problems, mix, span_problems, trim_silence
 from jaspeech.synthesis.duplex.timeline import (CHANNELS, Segment, Slot, TimingOptions, Turn, backchannel_slots,
                                                 duration_of, plan_timeline)
 from jaspeech.synthesis.speakers import assign_assistant_voice, assign_speaker, stable_hash
@@ -115,7 +115,7 @@ class DuplexBuilder:
         by_turn: dict[int, list[np.ndarray]] = {}
         texts: dict[int, list[str]] = {}
         for (turn, item), (_, (samples, rate)) in zip(row, mine):
-            x = resample(np.asarray(samples, dtype=np.float32).reshape(-1), rate, sr)
+            x = trim_silence(resample(np.asarray(samples, dtype=np.float32).reshape(-1), rate, sr), sr)
             by_turn.setdefault(turn, []).append(x)
             texts.setdefault(turn, []).append(item.text)
         flat = [(turn, k) for turn in sorted(by_turn) for k in range(len(by_turn[turn]))]
@@ -183,7 +183,7 @@ class DuplexBuilder:
             d = spoken[n]
             if isinstance(r, Exception):
                 continue
-            x = resample(np.asarray(r[0], dtype=np.float32).reshape(-1), r[1], d.sr)
+            x = trim_silence(resample(np.asarray(r[0], dtype=np.float32).reshape(-1), r[1], d.sr), d.sr)
             if x.size == 0 or not np.all(np.isfinite(x)) or float(np.max(np.abs(x))) < 1e-4:
                 continue
             words = self._align([(x, d.sr)], [slots[n][k].text])

@@ -48,11 +48,11 @@ def _check_recording(row):
         seg = segs[w["segment"]]
         assert w["channel"] == seg["channel"] and seg["start"] - 1e-3 <= w["start"] < w["end"] <= seg["end"] + 1e-3
         assert has_speech(x, sr, w["channel"], w["start"], w["end"]), w
-    for ch in (0, 1):  # the silent channel stays below the bound outside its own segments
+    for ch in (0, 1):  # the silent channel stays below the bound outside its own segments (times stored in ms)
         outside = np.ones(x.shape[0], dtype=bool)
         for s in segs:
             if s["channel"] == ch:
-                outside[sample_at(s["start"], sr): sample_at(s["end"], sr)] = False
+                outside[max(0, sample_at(s["start"] - 0.001, sr)): sample_at(s["end"] + 0.001, sr)] = False
         peak = float(np.max(np.abs(x[outside, ch]))) if outside.any() else 0.0
         assert peak == 0.0 or 20 * np.log10(peak) < ISOLATION_DBFS
     for ch in (0, 1):  # words are in order on each channel

@@ -35,6 +35,23 @@ def mix(segments: list[Segment], audios: list[list[np.ndarray]], sr: int, durati
     return out
 
 
+def trim_silence(x: np.ndarray, sr: int, floor: float = SPEECH_DBFS, pad: float = 0.03) -> np.ndarray:
+    """`x` without its leading and trailing silence (20 ms frames at or below `floor`), keeping `pad` seconds on
+    each side. The timeline's gaps are offsets between speech, as Stivers et al. measured them, not between the
+    edges of the synthesiser's clips (which carry 0.1-0.3 s of silence). A clip without speech is returned whole."""
+    frame = max(1, int(0.02 * sr))
+    n = x.size // frame
+    if n == 0:
+        return x
+    rms = np.sqrt(np.mean(np.square(x[: n * frame].astype(np.float64)).reshape(n, frame), axis=1))
+    voiced = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-12)) > floor)
+    if not voiced.size:
+        return x
+    a = max(0, voiced[0] * frame - int(pad * sr))
+    b = min(x.size, (voiced[-1] + 1) * frame + int(pad * sr))
+    return x[a:b]
+
+
 def _dbfs(x: float) -> float:
     return 20.0 * float(np.log10(max(x, 1e-12)))
 

@@ -46,3 +46,14 @@ def test_the_checks_find_a_leak_clipping_and_a_word_in_silence():
     words = [{"word": "y", "channel": 1, "start": 1.05, "end": 1.25}]  # the user's pause between two pieces
     assert "not inside channel 1" in span_problems(stereo, SR, segs, words)[0]
     assert not has_speech(stereo, SR, 0, 0.0, 1.5) and has_speech(stereo, SR, 1, 0.0, 0.01)
+
+
+def test_trim_silence_keeps_the_speech_and_a_short_pad():
+    from jaspeech.synthesis.duplex.mix import trim_silence
+
+    x = np.concatenate([np.zeros(int(0.3 * SR), dtype=np.float32), _tone(1.0), np.zeros(int(0.2 * SR), dtype=np.float32)])
+    y = trim_silence(x, SR)
+    assert abs(y.size / SR - 1.06) < 0.021  # the tone, 30 ms each side (20 ms frames)
+    np.testing.assert_array_equal(np.nonzero(y)[0].size, np.nonzero(x)[0].size)
+    silent = np.zeros(SR, dtype=np.float32)
+    assert trim_silence(silent, SR) is silent
