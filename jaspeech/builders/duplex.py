@@ -74,6 +74,17 @@ class DuplexBuilder:
 
     # -- before the ear ---------------------------------------------------------------------------------------
     def prepare_group(self, rows: list[tuple[int, object, str]]) -> list[DuplexPending | RowReject]:
+        """Every row of the group planned, spoken, timed and placed; an unexpected error makes each row go alone,
+        so only the row that trips it is lost (`internal_error`), never its group."""
+        try:
+            return self._prepare_group(rows)
+        except Exception as e:
+            if len(rows) > 1:
+                return [r for row in rows for r in self.prepare_group([row])]
+            [(position, _, source_id)] = rows
+            return [RowReject("internal_error", f"{type(e).__name__}: {e}", position, source_id)]
+
+    def _prepare_group(self, rows: list[tuple[int, object, str]]) -> list[DuplexPending | RowReject]:
         planned = prepare_each(self.inner.plan, rows)
         ready = [p for p in planned if isinstance(p, Planned)]
         spoken = self._speak_turns(ready)

@@ -144,3 +144,21 @@ def test_hostile_dialogues_end_as_a_row_or_a_reason(tmp_path):
     assert kept[4]["turns"][0]["role"] == "system"  # text only: the two spoken turns are 1 and 2
     assert [s["turn"] for s in kept[4]["segments"] if s["kind"] == "turn"] == [1, 2]
     assert len([s for s in kept[5]["segments"] if s["kind"] == "turn"]) == 10
+
+
+def test_an_error_while_a_dialogue_is_placed_rejects_only_that_row(tmp_path, monkeypatch):
+    """A bug in the timeline for one row (a stand-in raising for one text): that row is `internal_error`, the
+    group's other rows are built."""
+    import jaspeech.builders.duplex as duplex
+
+    real = duplex.plan_timeline
+
+    def flaky(turns, slots, opts, seed):
+        if any("富士山" in t.text for t in turns):
+            raise ZeroDivisionError("a bug")
+        return real(turns, slots, opts, seed)
+
+    monkeypatch.setattr(duplex, "plan_timeline", flaky)
+    _build(tmp_path / "out", "jaspeech-sft-audio", "magpie", "sample", limit=3)
+    assert_accounted(tmp_path / "out", "magpie-duplex", 3)
+    assert reject_reasons(tmp_path / "out", "magpie-duplex") == {1: "internal_error"}
