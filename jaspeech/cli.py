@@ -25,10 +25,24 @@ def _build_parser(sub) -> None:
     p.add_argument("--config", required=True,
                    help="magpie, automultiturn (SFT); hh-rlhf, chatbot-arena (DPO); cc0, cc-by (FSD50K); spoken: a "
                    "name of your own (NAME-s2s / NAME-spoken-response: the speech-to-speech variants)")
-    p.add_argument("--speak", default=None, choices=("user", "assistant", "both"),
+    p.add_argument("--speak", default=None, choices=("user", "assistant", "both", "duplex"),
                    help="SFT: which turns are spoken. user (the default configs): the instructions; both: the "
                    "responses too, into <config>-s2s (speech-to-speech); assistant: only the responses, into "
-                   "<config>-spoken-response. The text config is left as it is")
+                   "<config>-spoken-response; duplex: every turn, as one stereo recording per dialogue with "
+                   "overlaps, backchannels and word times, into <config>-duplex. The text config is left as it is")
+    p.add_argument("--duplex", action="store_true",
+                   help="the same as --speak duplex: full-duplex dialogues (assistant on channel 0, user on 1)")
+    d = p.add_argument_group("full-duplex timing (--speak duplex; docs/duplex.md says where the defaults come from)")
+    d.add_argument("--duplex-gap-mean", type=float, default=0.007,
+                   help="mean turn-transition offset in seconds (default 0.007: Stivers et al. 2009, Japanese)")
+    d.add_argument("--duplex-gap-sd", type=float, default=0.25, help="its standard deviation in seconds (default 0.25)")
+    d.add_argument("--duplex-pause-rate", type=float, default=0.05,
+                   help="share of turn boundaries with a 1-2 s pause instead (default 0.05)")
+    d.add_argument("--duplex-max-overlap", type=float, default=0.6,
+                   help="the most a turn may start before the previous one ends, in seconds; never more than the "
+                   "previous turn's last word (default 0.6)")
+    d.add_argument("--duplex-backchannel-rate", type=float, default=6.0,
+                   help="backchannels (はい, うん, ...) per minute of the other party's speech; 0: none (default 6)")
     p.add_argument("--input", default=None,
                    help="hub id (default: the source's; hub:owner/name when the id looks like a file name), a local "
                    "JSONL/JSON/Parquet file or folder, or 'sample'. A folder: its .jsonl, .json and .parquet files in "
@@ -159,7 +173,10 @@ def _run_build(args) -> int:
 
     try:  # --config magpie --speak both is the config magpie-s2s (which --config can also name)
         spec = corpus_spec(args.corpus, [vars(args)])  # `spoken` makes its config from the options
-        config = spec.config_for(args.config, args.speak) if args.speak else args.config
+        if args.duplex and args.speak not in (None, "duplex"):
+            raise ValueError(f"--duplex is --speak duplex: drop --speak {args.speak} or --duplex")
+        speak = "duplex" if args.duplex else args.speak
+        config = spec.config_for(args.config, speak) if speak else args.config
     except ValueError as e:
         print(f"jaspeech build: error: {e}", file=sys.stderr)
         return 2
@@ -350,6 +367,32 @@ def _run_eval_report(args) -> int:
     return 0
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="convert a built config to another project's training layout")
+    p.add_argument("target", choices=("moshi",), help="moshi: a -duplex config for Moshi / J-Moshi fine-tuning")
+    p.add_argument("build", type=Path, help="the --out folder of `jaspeech build`")
+    p.add_argument("out", type=Path, help="where to write the WAVs, timing files and index")
+    p.add_argument("--config", required=True, help="a -duplex config of the build, e.g. magpie-duplex")
+    p.add_argument("--layout", default="jmoshi", choices=("jmoshi", "moshi-finetune"),
+                   help="jmoshi: audio/<id>.wav + text/<id>.json (shogo0731/jmoshi-ft); moshi-finetune: "
+                   "audio/<id>.wav + audio/<id>.json + <config>.jsonl (kyutai-labs/moshi-finetune)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="resample the WAVs to this rate (default: the corpus's own; Moshi's codec runs at 24000)")
+
+
+def _run_export(args) -> int:
+    """Dispatch only: the converter lives beside its format (jaspeech/export/)."""
+    from jaspeech.export.moshi import export_moshi
+
+    try:
+        summary = export_moshi(args.build, args.out, args.config, args.layout, args.sample_rate)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"jaspeech export: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False))
+    return 1 if summary["failed"] else 0
+
+
 def _view_parser(sub) -> None:
     p = sub.add_parser(
         "view", help="a local web page to audit a built corpus folder (rows, audio, diffs, rejects, plots)",
@@ -508,6 +551,7 @@ def make_parser() -> argparse.ArgumentParser:
     rep = ev_sub.add_parser("report", help="the results table (model | ADU-Bench (ja) | CER %%) from result files")
     rep.add_argument("results", type=Path)
     _view_parser(sub)
+    _export_parser(sub)
 
     _no_abbreviations(parser)
     return parser
@@ -531,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_train(args)
     if args.command == "view":
         return _run_view(args)
+    if args.command == "export":
+        return _run_export(args)
     if args.command == "convert-original":
         return _run_convert_original(args)
     if args.eval_command == "asr":

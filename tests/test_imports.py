@@ -55,6 +55,12 @@ def test_no_module_imports_a_module_that_imports_it_back():
     assert not cycles, "import circles:\n" + "\n".join(sorted(set(cycles))[:20])
     # the three named in the structure issue, explicitly
     assert "jaspeech.builders.build" not in graph["jaspeech.builders.executors"]
+    # exporters read the published layout only: no builder imports them (and they import no builder)
+    for name, deps in graph.items():
+        if name.startswith("jaspeech.builders"):
+            assert not [d for d in deps if d.startswith("jaspeech.export")], name
+        if name.startswith("jaspeech.export"):
+            assert not [d for d in deps if d.startswith("jaspeech.builders")], name
     assert "jaspeech.captioning.captioners" not in graph["jaspeech.captioning.qwen3_omni"]
     assert "jaspeech.model.processing_jaspeech_llm" not in graph["jaspeech.model.modeling_jaspeech_llm"]
     assert "jaspeech.model.modeling_jaspeech_llm" not in graph["jaspeech.model.processing_jaspeech_llm"]

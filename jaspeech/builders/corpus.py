@@ -95,17 +95,22 @@ class CorpusSpec:
                          + ("" if speak == "user" else "; speech-to-speech configs exist for jaspeech-sft-audio"))
 
 
-SPEAK_SUFFIX = {"both": "-s2s", "assistant": "-spoken-response"}
+# "duplex": every turn spoken, the dialogue as one stereo recording with a timeline (builders/duplex.py)
+SPEAK_SUFFIX = {"both": "-s2s", "assistant": "-spoken-response", "duplex": "-duplex"}
 
 
 def speak_variants(configs: dict[str, SourceConfig], features: Features) -> dict[str, SourceConfig]:
     """Each text config plus its spoken variants: `<name>-s2s` (both sides spoken) and
-    `<name>-spoken-response` (only the assistant speaks), with the assistant-voice column in their schema."""
+    `<name>-spoken-response` (only the assistant speaks), with the assistant-voice column in their schema, and
+    `<name>-duplex` (one stereo recording per dialogue, `schema.DUPLEX_FEATURES`)."""
     import dataclasses
+
+    from jaspeech.builders.schema import DUPLEX_FEATURES
 
     out = dict(configs)
     for name, cfg in configs.items():
         for speak, suffix in SPEAK_SUFFIX.items():
             out[name + suffix] = dataclasses.replace(cfg, name=name + suffix, speak=speak, base=name,
-                                                     features=features, original=None, original_columns={})
+                                                     features=DUPLEX_FEATURES if speak == "duplex" else features,
+                                                     original=None, original_columns={})
     return out

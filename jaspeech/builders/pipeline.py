@@ -24,7 +24,8 @@ from jaspeech.synthesis.quality import QualityScorer, scorer_version, signal_che
 from jaspeech.synthesis.roundtrip import TurnScore, score_turn, unreadable_kanji
 from jaspeech.synthesis.speakers import (ASSISTANT_PROFILES, SpeakerProfile, assign_assistant_voice, assign_speaker,
                                           stable_hash)
-from jaspeech.synthesis.text import TextOptions, Unspeakable, clean_text, prepare_turn, synthesis_pieces
+from jaspeech.synthesis.text import (PIECE_CHARS, TextOptions, Unspeakable, clean_text, prepare_turn,
+                                     synthesis_pieces)
 from jaspeech.synthesis.tts import TTSBackend
 
 
@@ -102,15 +103,16 @@ class Planned:
     extra: dict
     originals: list[str | None] = field(default_factory=list)  # a spoken turn's text as written, if it differs
 
-    def pieces(self, hub_id: str) -> list[tuple[int, SynthesisItem]]:
+    def pieces(self, hub_id: str, max_chars: int = PIECE_CHARS) -> list[tuple[int, SynthesisItem]]:
         """(turn, item) for every piece of every spoken turn, in turn order. A long text (a spoken response) is
-        cut at sentence ends (`synthesis_pieces`); each piece is seeded from the row, never from its group."""
+        cut at sentence ends (`synthesis_pieces`; `max_chars=1`: every sentence its own piece, as the duplex
+        builder needs); each piece is seeded from the row, never from its group."""
         return [(i, item) for i, voice in sorted(self.voices.items())
-                for item in turn_items(hub_id, self.source_id, i, self.texts[i], voice)]
+                for item in turn_items(hub_id, self.source_id, i, self.texts[i], voice, max_chars=max_chars)]
 
 
 def turn_items(hub_id: str, source_id: str, turn: int, text: str, voice: SpeakerProfile,
-               take: int = 1) -> list[SynthesisItem]:
+               take: int = 1, max_chars: int = PIECE_CHARS) -> list[SynthesisItem]:
     """The synthesis items of one spoken turn's take: its pieces, seeded by the row, the turn and the take alone
     (take 1 keeps the seeds every earlier build used). A retake draws the next seed of the same row, in the same
     voice at a slightly different pace (`RETAKE_PACE`): a deterministic voice (Kokoro, OpenJTalk) says a text the
@@ -120,7 +122,7 @@ def turn_items(hub_id: str, source_id: str, turn: int, text: str, voice: Speaker
     if take > 1:
         voice = replace(voice, speed=round(voice.speed * RETAKE_PACE[(take - 2) % len(RETAKE_PACE)], 4))
     return [SynthesisItem(piece, voice, seed if k == 0 else (seed + k) % (2**31))
-            for k, piece in enumerate(synthesis_pieces(text))]
+            for k, piece in enumerate(synthesis_pieces(text, max_chars))]
 
 
 @dataclass

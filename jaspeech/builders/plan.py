@@ -101,6 +101,12 @@ class BuildOptions:
     allow_nd: bool = False  # accept a no-derivatives licence (the builder has the rights holder's permission)
     source_name: str | None = None  # the source's name (a hub id or a free name) for a build from local files
     source_url: str | None = None  # where the source is published, for the card
+    # `-duplex` configs (builders/duplex.py, synthesis/duplex/timeline.py says where each default comes from)
+    duplex_gap_mean: float = 0.007  # s: mean turn-transition offset (Stivers et al. 2009, Japanese)
+    duplex_gap_sd: float = 0.25  # s: its spread (our choice)
+    duplex_pause_rate: float = 0.05  # share of turn boundaries with a 1-2 s pause
+    duplex_max_overlap: float = 0.6  # s: the most a turn may start before the previous one ends
+    duplex_backchannel_rate: float = 6.0  # backchannels per minute of the other party's speech; 0: none
 
 
 # The options a row's content depends on: a stored plan must agree with them to be resumed.
@@ -109,14 +115,16 @@ PLAN_OPTIONS = ("corpus", "config", "input", "split", "limit", "skip_unreadable"
                 "captioner", "captioner_model", "captioner_url", "captioner_concurrency", "max_kana_cer", "ear",
                 "max_takes",
                 "max_seconds", "max_response_seconds", "keep_reject_audio", "group_rows", "quality", "min_dnsmos",
-                "max_silence", *SOURCE_OPTIONS)
+                "max_silence", *SOURCE_OPTIONS, "duplex_gap_mean", "duplex_gap_sd", "duplex_pause_rate",
+                "duplex_max_overlap", "duplex_backchannel_rate")
 
 
 # options added later: what plans written before them meant (no quality stage: `jaspeech rescore` adds it)
 PLAN_DEFAULTS = {"keep_reject_audio": False, "max_response_seconds": 600.0, "group_rows": 16, "quality": "none",
                  "min_dnsmos": None, "max_silence": None, "format": "auto", "ear": "transcript", "max_takes": 1,
                  "skip_unreadable": False, "trailing_user": "keep-exchanges", "allow_nd": False, "source_name": None,
-                 "source_url": None}
+                 "source_url": None, "duplex_gap_mean": 0.007, "duplex_gap_sd": 0.25, "duplex_pause_rate": 0.05,
+                 "duplex_max_overlap": 0.6, "duplex_backchannel_rate": 6.0}
 # ... and where an old plan meant something else for one corpus: `spoken` rejected a dialogue ending on a user
 # turn (no_response) before --trailing-user; the SFT corpora kept its exchanges
 CORPUS_PLAN_DEFAULTS = {"spoken": {"trailing_user": "reject"}}

@@ -69,6 +69,50 @@ DPO_FEATURES = Features({
     "source": Value("string"),  # hh-rlhf: the comparison's HH-RLHF subset (harmless-base, ...); else null
 })
 
+# full-duplex configs (`<config>-duplex`, builders/duplex.py): one stereo recording per dialogue, the assistant on
+# channel 0 (the model's own stream, as Moshi and J-Moshi expect) and the user on channel 1, with the timeline's
+# segments (turns and backchannels, each heard and scored like a spoken turn) and every word's time
+SEGMENT = {
+    "kind": Value("string"),  # "turn" | "backchannel"
+    "role": Value("string"),  # "user" | "assistant": who speaks it
+    "channel": Value("int8"),  # 0: assistant, 1: user
+    "turn": Value("int32"),  # a turn: its index in `turns`; a backchannel: the turn it answers
+    "text": Value("string"),  # exactly what is spoken
+    "start": Value("float32"),  # seconds on the recording's clock
+    "end": Value("float32"),
+    "gap": Value("float32"),  # a turn: start minus the previous turn's end (negative: overlap); else null
+    "transcript": Value("string"),
+    "cer": Value("float32"),
+    "kana_cer": Value("float32"),
+    "asr_passes": Value("int8"),
+    "dnsmos": {k: Value("float32") for k in DNSMOS_FIELDS},
+    "signal": {k: Value("float32") for k in SIGNAL_FIELDS},
+}
+WORD = {
+    "role": Value("string"),
+    "channel": Value("int8"),
+    "segment": Value("int32"),  # index in `segments`
+    "word": Value("string"),  # an OpenJTalk morpheme (synthesis/align: the one rule)
+    "start": Value("float32"),
+    "end": Value("float32"),
+}
+DUPLEX_FEATURES = Features({
+    "id": Value("string"),
+    "source_dataset": Value("string"),
+    "source_id": Value("string"),
+    "source_index": Value("int64"),
+    "speaker": Value("string"),  # the user's voice (channel 1)
+    "assistant_speaker": Value("string"),  # the assistant's voice (channel 0)
+    "audio": Audio(),  # stereo FLAC: channel 0 assistant, channel 1 user
+    "duration": Value("float32"),  # seconds: the last segment's end plus the stated tail
+    "tts_model": Value("string"),
+    "asr_model": Value("string"),
+    "align_model": Value("string"),  # what timed the words
+    "turns": List({"role": Value("string"), "text": Value("string")}),  # the dialogue's text, in order
+    "segments": List(SEGMENT),  # in start order
+    "words": List(WORD),  # per segment in order, each segment's words in order
+})
+
 REJECT_FIELDS = ("source_index", "source_id", "reason", "detail")
 
 

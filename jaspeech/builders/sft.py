@@ -12,13 +12,14 @@ Configs:
 Each config has two spoken variants (`--speak`): `<config>-s2s`, where the assistant's responses are spoken
 too (speech-to-speech; the assistant in one of the assistant voices, never the row's user voice), and
 `<config>-spoken-response`, where only the responses are spoken. A response that cannot be spoken (code,
-URLs, tables, formulas) rejects the row from those configs only; the text config keeps it.
+URLs, tables, formulas) rejects the row from those configs only; the text config keeps it. `<config>-duplex`
+speaks every turn too, as one stereo recording per dialogue with a timeline (builders/duplex.py).
 """
 from __future__ import annotations
 
 from jaspeech.builders.adapters import field, require_mapping, turn_list
 from jaspeech.builders.corpus import CorpusSpec, OriginalRelease, SourceConfig, speak_variants
-from jaspeech.builders.pipeline import make_tts_builder
+from jaspeech.builders.duplex import make_speech_builder
 from jaspeech.builders.schema import S2S_FEATURES, SFT_FEATURES, Example, RowReject, Turn
 
 
@@ -57,7 +58,7 @@ SPEC = CorpusSpec(
     name="jaspeech-sft-audio",
     pretty_name="JaSpeech SFT audio: spoken Japanese instructions",
     features=SFT_FEATURES,
-    make_builder=make_tts_builder,
+    make_builder=make_speech_builder,
     card_template="sft.md.j2",
     task_categories=("automatic-speech-recognition", "text-generation"),
     summary="Japanese instructions spoken by TTS, with the text responses they ask for, "

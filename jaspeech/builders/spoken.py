@@ -34,7 +34,7 @@ from pathlib import Path
 
 from jaspeech.builders.adapters import require_mapping
 from jaspeech.builders.corpus import SOURCE_OPTIONS, SPEAK_SUFFIX, CorpusSpec, SourceConfig, speak_variants
-from jaspeech.builders.pipeline import make_tts_builder
+from jaspeech.builders.duplex import make_speech_builder
 from jaspeech.builders.schema import SPOKEN_FEATURES, SPOKEN_S2S_FEATURES, Example, RowReject, Turn
 from jaspeech.builders.sources import HUB_ID
 from jaspeech.synthesis.text import clean_text
@@ -400,7 +400,7 @@ def spec_for(plans: list[dict]) -> CorpusSpec:
         "they ask for, for supervised fine-tuning of speech LLMs.",
         language=("ja",),
         tags=("speech", "synthetic", "tts", "japanese", "instruction-tuning"),
-        make_builder=make_tts_builder,
+        make_builder=make_speech_builder,
         options=SOURCE_OPTIONS,
         inspect_input=inspect_input,
     )

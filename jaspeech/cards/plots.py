@@ -18,6 +18,7 @@ PLOTS = {
     "speaker_hours.png": "Hours per speaker",
     "reject_reasons.png": "Rejected input rows by reason",
     "caption_length_hist.png": "Caption length",
+    "duplex_gap_hist.png": "Gaps and overlaps between turns (full-duplex configs)",
 }
 
 
@@ -77,6 +78,8 @@ def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False)
     _save(fig, assets / "kana_cer_hist.png")
 
     _ovrl_plot(stats, assets)
+    if any(len(s.gaps) for s in stats):
+        _gap_plot(stats, assets)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     speakers = sorted({k for s in stats for k in s.speaker_seconds})
@@ -92,6 +95,19 @@ def write_plots(stats: list[ConfigStats], assets: Path, captioned: bool = False)
 
     _reasons_plot(stats, assets)
     return [n for n in PLOTS if (assets / n).exists()]
+
+
+def _gap_plot(stats: list[ConfigStats], assets: Path) -> None:
+    """Each turn boundary's gap in a duplex config: negative values are overlaps (left of the line)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for s in stats:
+        if len(s.gaps):
+            _hist(ax, s.gaps, 40, (-1.0, 2.5), f"{s.name} (n={len(s.gaps)})")
+    ax.axvline(0.0, color="k", linestyle="--", label="overlap | gap")
+    ax.set_xlabel("next turn's start minus previous turn's end (s)")
+    ax.set_ylabel("boundaries")
+    ax.set_title(PLOTS["duplex_gap_hist.png"])
+    _save(fig, assets / "duplex_gap_hist.png")
 
 
 def _ovrl_plot(stats: list[ConfigStats], assets: Path) -> None:

@@ -65,6 +65,24 @@ class ConfigStats:
     tts_models: set[str] = field(default_factory=set)
     asr_models: set[str] = field(default_factory=set)
     plan: dict = field(default_factory=dict)
+    # full-duplex configs: each turn boundary's gap (negative: an overlap) and the backchannels kept
+    gaps: array = field(default_factory=lambda: array("d"))
+    backchannels: Counter = field(default_factory=Counter)  # word -> count
+    duplex: bool = False
+
+    @property
+    def overlap_share(self) -> float:
+        a = np.frombuffer(self.gaps, dtype=np.float64)
+        return float((a < 0).mean()) if a.size else float("nan")
+
+    @property
+    def gap(self) -> dict[str, float]:
+        return distribution(self.gaps)
+
+    @property
+    def backchannels_per_minute(self) -> float:
+        minutes = sum(self.durations) / 60
+        return sum(self.backchannels.values()) / minutes if minutes else float("nan")
 
     @property
     def hours(self) -> float:
@@ -138,6 +156,40 @@ class ConfigStats:
         return {k: v / 3600 for k, v in sorted(self.speaker_seconds.items())}
 
 
+def _duplex_stats(s: ConfigStats, pf: pq.ParquetFile, wanted: list[str], leaves: set[str]) -> None:
+    """A duplex shard: durations and voices as any config; scores, gaps and backchannels from its segments."""
+    s.duplex = True
+    base = "segments.list.element."
+    quality = {k: base + leaf for k, leaf in _QUALITY_LEAVES.items() if base + leaf in leaves}
+    t = pf.read(columns=wanted + [base + c for c in ("kind", "role", "text", "gap", "cer", "kana_cer", "start", "end")]
+                + list(quality.values()))
+    s.durations.extend(t.column("duration").to_numpy().astype("float64"))
+    for voice_column in ("speaker", "assistant_speaker"):
+        for spk, secs in zip(t.column(voice_column).to_pylist(), t.column("duration").to_pylist()):
+            if spk and voice_column == "speaker":
+                s.speaker_seconds[spk] += secs
+            elif spk:
+                s.assistant_voice_seconds[spk] += secs
+    s.tts_models |= set(t.column("tts_model").unique().to_pylist())
+    s.asr_models |= set(t.column("asr_model").unique().to_pylist())
+    segs = t.column("segments").combine_chunks().flatten()
+    kinds = segs.field("kind").to_numpy(zero_copy_only=False)
+    roles = segs.field("role").to_numpy(zero_copy_only=False)
+    seconds = (segs.field("end").to_numpy(zero_copy_only=False) - segs.field("start").to_numpy(zero_copy_only=False))
+    for role in ("user", "assistant"):
+        s.role_seconds[role] += float(seconds[(roles == role) & (kinds == "turn")].sum())
+    s.gaps.extend(pc.drop_null(segs.field("gap")).to_numpy(zero_copy_only=False).astype("float64"))
+    s.backchannels.update(np.asarray(segs.field("text").to_numpy(zero_copy_only=False))[kinds == "backchannel"].tolist())
+    s.spoken_turns += int((kinds == "turn").sum())
+    scored = pc.is_valid(segs.field("kana_cer"))
+    s.cers.extend(pc.filter(segs.field("cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
+    s.kana_cers.extend(pc.filter(segs.field("kana_cer"), scored).to_numpy(zero_copy_only=False).astype("float64"))
+    for key, leaf in quality.items():
+        group, name = leaf.split(".")[-2:]
+        values = pc.struct_field(segs.field(group), name)
+        s.quality[key].extend(pc.drop_null(values).to_numpy(zero_copy_only=False).astype("float64"))
+
+
 def config_stats(out: Path, config: str) -> ConfigStats:
     s = ConfigStats(name=config)
     for f in sorted((out / "data" / config).glob("*.parquet")):
@@ -150,6 +202,9 @@ def config_stats(out: Path, config: str) -> ConfigStats:
         leaves = {pf.metadata.schema.column(i).path for i in range(pf.metadata.num_columns)}
         quality = {k: f"turns.list.element.{leaf}" for k, leaf in _QUALITY_LEAVES.items()
                    if f"turns.list.element.{leaf}" in leaves}
+        if "segments" in names:  # a full-duplex config: its segments are its spoken turns
+            _duplex_stats(s, pf, wanted, leaves)
+            continue
         turn_leaves = _TURN_LEAVES + (["turns.list.element.takes"] if "turns.list.element.takes" in leaves else [])
         t = pf.read(columns=wanted + (turn_leaves + list(quality.values()) if "turns" in names else []))
         s.durations.extend(t.column("duration").to_numpy().astype("float64"))

@@ -317,8 +317,12 @@ class CorpusIndex:
                     names = set(pf.schema_arrow.names)
                     wanted = ["id", "duration"] + [c for c in ("speaker", "caption", "labels") if c in names]
                     leaves = set(shard.leaves)
-                    quality = [c for c in _QUALITY_LEAVES if c in leaves]
-                    t = pf.read(columns=wanted + (_TURN_LEAVES + quality if "turns" in names else []))
+                    # a full-duplex row's spoken stretches are its `segments` (its `turns` are text only)
+                    spoken = "segments" if "segments" in names else "turns"
+                    quality = [c.replace("turns.", f"{spoken}.", 1) for c in _QUALITY_LEAVES
+                               if c.replace("turns.", f"{spoken}.", 1) in leaves]
+                    t = pf.read(columns=wanted + ([c.replace("turns.", f"{spoken}.", 1) for c in _TURN_LEAVES]
+                                                  + quality if spoken in names else []))
                 except Exception as e:  # a broken shard is reported on the page, the others still show
                     self.warnings.append(f"skipped {path.relative_to(self.folder)}: {type(e).__name__}: {e}"
                                          f"{_rebuild_hint(config, path)}")
@@ -346,8 +350,8 @@ class CorpusIndex:
                 silence = np.full(rows, np.nan, dtype=np.float32)
                 takes = np.zeros(rows, dtype=np.int8)
                 first = pa.nulls(rows, pa.string())
-                if "turns" in names:
-                    turns = t.column("turns").combine_chunks()
+                if spoken in names:
+                    turns = t.column(spoken).combine_chunks()
                     flat = turns.flatten()
                     parent = pc.list_parent_indices(turns).to_numpy()
                     user = np.flatnonzero(pc.fill_null(pc.equal(flat.field("role"), "user"), False).to_numpy(
@@ -357,11 +361,11 @@ class CorpusIndex:
                         np.fmax.at(target, parent[user], values)  # worst spoken turn; NaN where none scored
                     self.has_scores[config] = self.has_scores.get(config, False) or bool(np.isfinite(kana).any())
                     # quality, over every spoken turn (null where unspoken or unscored): the worst one counts
-                    if "turns.list.element.dnsmos.ovrl" in quality:
+                    if f"{spoken}.list.element.dnsmos.ovrl" in quality:
                         values = _leaf(flat, "dnsmos", "ovrl")
                         np.fmin.at(ovrl, parent, values)
                     for leaf in ("leading_silence", "trailing_silence", "longest_silence"):
-                        if f"turns.list.element.signal.{leaf}" in quality:
+                        if f"{spoken}.list.element.signal.{leaf}" in quality:
                             np.fmax.at(silence, parent, _leaf(flat, "signal", leaf))
                     if "turns.list.element.takes" in quality:
                         np.maximum.at(takes, parent, flat.field("takes").fill_null(0).to_numpy(
@@ -619,6 +623,18 @@ class CorpusIndex:
                               "audio_url": f"{base}/{i}" if has_audio else None,
                               "diff": turn_diffs(t.get("text"), t.get("transcript"))})
             out["turns"] = turns
+        if "segments" in r:  # a full-duplex row: its stereo recording's timeline (two lanes) and words
+            out["segments"] = [{"kind": g.get("kind"), "role": g.get("role"), "channel": g.get("channel"),
+                                "turn": g.get("turn"), "text": g.get("text"), "start": _num(g.get("start")),
+                                "end": _num(g.get("end")), "gap": _num(g.get("gap")),
+                                "duration": _num((g.get("end") or 0) - (g.get("start") or 0)),
+                                "transcript": g.get("transcript"), "cer": _num(g.get("cer")),
+                                "kana_cer": _num(g.get("kana_cer")), "dnsmos": _struct(g.get("dnsmos")),
+                                "signal": _struct(g.get("signal")),
+                                "diff": turn_diffs(g.get("text"), g.get("transcript"))}
+                               for g in r.pop("segments") or []]
+            out["words"] = [{"channel": w.get("channel"), "segment": w.get("segment"), "word": w.get("word"),
+                             "start": _num(w.get("start")), "end": _num(w.get("end"))} for w in r.pop("words") or []]
         if "audio" in r:
             r.pop("audio")
             out["audio_url"] = f"{base}/0"

@@ -22,6 +22,7 @@ SAMPLE_BUILDS = [
     ("jaspeech-sft-audio", "automultiturn"),
     ("jaspeech-dpo-audio", "hh-rlhf"),
     ("jaspeech-dpo-audio", "chatbot-arena"),
+    ("jaspeech-sft-audio", "automultiturn-duplex"),  # one stereo recording per row (recorded when it was added)
 ]
 # pinned so later changes of defaults do not change what is compared
 SAMPLE_OPTIONS = {"tts": "openjtalk", "asr": "none", "max_seconds": 30.0, "max_kana_cer": 0.10}
@@ -46,6 +47,8 @@ def config_digest(out: Path, config: str) -> dict:
         for r in pq.read_table(f).to_pylist():
             row = {k: v for k, v in r.items() if k not in ("turns", "duration")}
             row["turns"] = [_turn(t) for t in r.get("turns") or []]
+            if "audio" in row:  # a duplex row's stereo recording
+                row["audio"] = _pcm_sha(row["audio"])
             rows.append(row)
     rejects = []
     for f in sorted((out / "rejects" / config).glob("*.jsonl")):

@@ -189,3 +189,30 @@ def test_parse_rejects_nonsense():
         RowQuery.parse({"kana_min": "inf"})
     assert RowQuery.parse({"kana_max": "0.1", "sort": "cer", "order": "desc"}).kana_cer == (None, 0.1)
     assert RowQuery.parse({}) == RowQuery()
+
+
+def test_a_duplex_row_gives_its_stereo_audio_segments_and_words(tmp_path):
+    """A real `-duplex` build (OpenJTalk, --asr none): listed, searchable, and its row has the two-lane timeline's
+    segments and words, its stereo recording as the row's audio."""
+    import io
+
+    import soundfile as sf
+
+    from jaspeech.cli import main
+
+    out = tmp_path / "out"
+    assert main(["build", "jaspeech-sft-audio", "--config", "automultiturn", "--duplex", "--input", "sample",
+                 "--limit", "2", "--out", str(out), "--tts", "openjtalk", "--asr", "none", "--quiet"]) == 0
+    index = open_corpus(out)
+    assert not index.warnings
+    listed = index.query_rows(RowQuery(config="automultiturn-duplex"))["rows"]
+    assert len(listed) == 2 and all(r["duration"] > 0 and r["text"] for r in listed)
+    stored = {r["id"]: r for r in pq.read_table(out / "data" / "automultiturn-duplex").to_pylist()}
+    row = index.row("automultiturn-duplex", 0)
+    want = stored[row["fields"]["id"]]
+    assert [(g["kind"], g["channel"], g["start"]) for g in row["segments"]] == \
+        [(g["kind"], g["channel"], pytest.approx(g["start"])) for g in want["segments"]]
+    assert [w["word"] for w in row["words"]] == [w["word"] for w in want["words"]]
+    assert [t["role"] for t in row["turns"]] == ["user", "assistant"] * 2 and not any(t["audio_url"] for t in row["turns"])
+    x, _ = sf.read(io.BytesIO(index.audio("automultiturn-duplex", 0, 0)), always_2d=True)
+    assert x.shape[1] == 2 and row["audio_url"].endswith("/0")

@@ -305,9 +305,41 @@ async function loadRow(config, n) {
       el("div", {class: "attribution"}, "licence: ", link(f.license), " · ",
         `“${f.title ?? ""}” by ${f.uploader ?? "unknown"} · `, link(f.freesound_url, "on Freesound")));
     body.append(clip);
+  } else if (r.segments) {
+    body.prepend(duplexTimeline(r, f.duration));
+    r.segments.forEach((g, i) => {
+      const when = `${num(g.start, 2)}-${num(g.end, 2)} s` + (g.gap === null ? "" : ` · gap ${num(g.gap, 3)} s`);
+      body.append(spokenTurn(g, `segment ${i}: ${g.kind} · ${g.role} · channel ${g.channel} · ${when}`));
+    });
   } else if (r.audio_url) {
     body.append(el("div", {class: "turn clip"}, player(r.audio_url)));
   }
+}
+
+// A full-duplex row: the stereo recording (channel 0 assistant, channel 1 user) over its two-lane timeline.
+// Each lane draws its channel's turns and backchannels at their times; a click plays from there.
+function duplexTimeline(r, duration) {
+  const audio = player(r.audio_url);
+  const total = duration || Math.max(...r.segments.map((g) => g.end || 0), 1);
+  const lanes = [0, 1].map((ch) => {
+    const lane = el("div", {class: "lane", title: ch === 0 ? "channel 0: assistant" : "channel 1: user"},
+      el("span", {class: "lane-label"}, ch === 0 ? "assistant (L)" : "user (R)"));
+    r.segments.forEach((g, i) => {
+      if (g.channel !== ch) return;
+      const words = r.words.filter((w) => w.segment === i).map((w) => w.word).join(" ");
+      const box = el("div", {class: `seg seg-${g.kind}`, title: `${g.kind} ${num(g.start, 2)}-${num(g.end, 2)} s: ${words}`},
+        g.kind === "backchannel" ? g.text : "");
+      box.style.left = `${(100 * g.start) / total}%`;
+      box.style.width = `${(100 * (g.end - g.start)) / total}%`;
+      box.addEventListener("click", () => { audio.currentTime = g.start; audio.play(); });
+      lane.append(box);
+    });
+    return lane;
+  });
+  const cursor = el("div", {class: "cursor"});
+  audio.addEventListener("timeupdate", () => { cursor.style.left = `${(100 * audio.currentTime) / total}%`; });
+  return el("div", {class: "turn duplex"}, el("div", {class: "role"}, "stereo recording and its timeline"), audio,
+    el("div", {class: "timeline"}, ...lanes, cursor));
 }
 
 // ------------------------------------------------------------------------------------------- rejects
