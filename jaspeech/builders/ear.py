@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,6 +34,9 @@ class EarRule:
     # the least the ear's own transcript is taken to support: where it is unsure of its own guess (noise,
     # hallucination), a text that is really said still gets at least this log-probability per piece
     floor: float = -1.0
+    # a stretch whose reading the ear's own transcript says there, with at most this share of its morae different,
+    # is a spelling the ear would not choose, not another sound (`heard_there`)
+    sound_tolerance: float = 0.34
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,41 @@ def stretches(forced: Forced, window: int, floor: float = -1.0) -> list[Span]:
     return [_span(forced, keep[i : i + w], float(means[i])) for i in np.argsort(-means, kind="stable")]
 
 
-def heard_there(forced: Forced, span: Span, margin: float = 0.3) -> bool:
-    """Whether the ear's own transcript says the stretch's sound where the stretch is: its reading is found, within
-    one mora in three, in the reading of the own transcript's pieces aligned within `margin` seconds of it.
+@lru_cache(maxsize=1024)
+def _morphemes(text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, pronunciation) of each morpheme of `text`, as the offline voices read it (OpenJTalk's frontend,
+    `reading.openjtalk_kana`'s settings)."""
+    import pyopenjtalk
+
+    out, at = [], 0
+    for f in pyopenjtalk.run_frontend(text, use_sudachi_kanji_yomi=False):
+        found = text.find(f["string"], at)
+        if found < 0:
+            continue
+        at = found + len(f["string"])
+        out.append((found, at, f.get("pron") or f["string"]))
+    return tuple(out)
+
+
+def stretch_reading(text: str, start: int, end: int) -> str:
+    """The reading of text[start:end] in its sentence: the pronunciations of the whole morphemes it touches (a piece
+    cut from a word, 上高 of 売上高, reads otherwise alone)."""
+    prons = [p for a, b, p in _morphemes(text) if a < end and b > start]
+    return "".join(prons) if prons else text[start:end]
+
+
+def heard_there(forced: Forced, span: Span, margin: float = 0.3, tolerance: float = 0.34) -> bool:
+    """Whether the ear's own transcript says the stretch's sound where the stretch is: its reading is found, with at
+    most `tolerance` of its morae different, in the reading of the own transcript's pieces aligned within `margin`
+    seconds of it (the stretch read in its sentence: `stretch_reading`).
 
     The forced score is over spellings: a text the ear would have written otherwise (以下五桁 heard as いかごけた,
     安土桃山 as アズチモモ山, 箇条書き as 化状楽器) falls far below the ear's own guess although the audio says it. The
     one reading rule of the kana comparison (`roundtrip.kana_reading`) tells a spelling from a sound."""
     from jaspeech.synthesis.roundtrip import kana_reading
 
-    said = kana_reading("".join(forced.tokens[span.first : span.last]))
+    said = kana_reading(stretch_reading("".join(forced.tokens), sum(map(len, forced.tokens[: span.first])),
+                                        sum(map(len, forced.tokens[: span.last]))))
     if not said:
         return False
     own = "".join(t for t, s, e in zip(forced.own_tokens, forced.own_starts, forced.own_ends)
@@ -136,7 +165,7 @@ def heard_there(forced: Forced, span: Span, margin: float = 0.3) -> bool:
     n = len(said)
     best = min(char_edits(said, heard[i : i + m]) for m in range(max(1, n - 1), n + 2)
                for i in range(max(1, len(heard) - m + 1)))
-    return best <= n // 3
+    return best <= int(n * tolerance)
 
 
 def forced_fails(forced: Forced, rule: EarRule) -> Span | None:
@@ -147,10 +176,11 @@ def forced_fails(forced: Forced, rule: EarRule) -> Span | None:
     for span in stretches(forced, rule.window, rule.floor):
         if span.deficit <= rule.max_deficit:
             break
-        if not heard_there(forced, span):
+        if not heard_there(forced, span, tolerance=rule.sound_tolerance):
             return span
     tail = tail_span(forced, rule.floor)
-    if tail is not None and tail.deficit > rule.max_tail_deficit and not heard_there(forced, tail):
+    if tail is not None and tail.deficit > rule.max_tail_deficit and \
+            not heard_there(forced, tail, tolerance=rule.sound_tolerance):
         return tail
     return None
 

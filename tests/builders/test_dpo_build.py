@@ -154,7 +154,10 @@ def test_real_stack_dpo_loads_and_decodes_every_user_turn(out):
                     if turn["role"] == "user":
                         samples = turn["audio"].get_all_samples()
                         assert samples.data.shape[-1] > 0.5 * samples.sample_rate
-                        assert turn["kana_cer"] <= 0.10
+                        # kept by the forced rule: the audio supports every stretch of the text (builders/ear.py),
+                        # whatever the transcript's kana-CER; the row records both
+                        assert turn["kana_cer"] is not None and turn["text_logprob"] is not None
+                        assert turn["worst_span"] and turn["takes"] in (1, 2, 3)
                         total_user_turns += 1
                 assert row["chosen"] and row["rejected"]
     assert total_user_turns >= 2 * 3  # at least 3 spoken turns, in both loading modes

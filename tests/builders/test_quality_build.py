@@ -44,7 +44,8 @@ def test_every_tts_config_schema_has_the_quality_fields():
     for name in ("jaspeech-sft-audio", "jaspeech-dpo-audio"):
         spec = corpus_spec(name)
         for config in spec.configs:
-            turn = spec.features_of(config)["turns"].feature
+            features = spec.features_of(config)  # a -duplex config scores its segments (turns and backchannels)
+            turn = features["segments" if "segments" in features else "turns"].feature
             assert list(turn["dnsmos"]) == list(DNSMOS_FIELDS) and list(turn["signal"]) == list(SIGNAL_FIELDS)
             assert all(v.dtype == "float32" for v in [*turn["dnsmos"].values(), *turn["signal"].values()])
 

@@ -113,7 +113,8 @@ class Failing:
 )
 def test_backend_failures_become_rejects(content, asr, reason):
     spec = corpus_spec("jaspeech-sft-audio")
-    builder = RowBuilder(spec, spec.configs["magpie"], Failing(), asr, SynthesisOptions())
+    # the transcript rule: the stand-in ear only transcribes (it fails before any forced score would be asked)
+    builder = RowBuilder(spec, spec.configs["magpie"], Failing(), asr, SynthesisOptions(rule=None))
     raw = {"id": "x", "conversations": [{"role": "user", "content": content}, {"role": "assistant", "content": "はい"}]}
     with pytest.raises(RowReject) as e:
         builder.build(0, raw, "x")
