@@ -74,3 +74,37 @@ def test_filter_open_a_row_and_play_it(sft_corpus):
         assert driver.find_element(By.ID, "error").get_attribute("hidden") is not None  # no error shown
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe  # no script error, no blocked resource (CSP)
+
+
+@pytest.mark.slow
+def test_a_duplex_row_plays_in_stereo_over_its_two_lane_timeline(tmp_path):
+    """A full-duplex row (OpenJTalk voices, no ear: fast): the page draws one lane per channel with the row's segments
+    at their times, and a click on a segment plays the stereo recording from that segment's start."""
+    from tests.view.conftest import build
+
+    out = tmp_path / "duplex"
+    build("jaspeech-sft-audio", "--config", "automultiturn-duplex", "--input", "sample", "--limit", "2", "--tts",
+          "openjtalk", "--asr", "none", "--out", str(out))
+    [shard] = sorted((out / "data/automultiturn-duplex").glob("*.parquet"))
+    row = pq.ParquetFile(shard).read(columns=["id", "duration", "segments"]).to_pylist()[0]
+    per_channel = [sum(1 for g in row["segments"] if g["channel"] == ch) for ch in (0, 1)]
+    assert all(per_channel)  # both parties speak
+
+    with serving(out) as server, chromium() as driver:
+        driver.get(f"{server.url}#rows?config=automultiturn-duplex")
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#row-table tbody tr"), what="the rows")
+        first = next(tr for tr in driver.find_elements(By.CSS_SELECTOR, "#row-table tbody tr")
+                     if tr.find_element(By.CSS_SELECTOR, "td:nth-child(2)").text == row["id"])
+        first.find_element(By.CSS_SELECTOR, "td:nth-child(7)").click()
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#row-body .timeline .lane"), what="the timeline")
+        lanes = driver.find_elements(By.CSS_SELECTOR, "#row-body .timeline .lane")
+        assert [len(lane.find_elements(By.CSS_SELECTOR, ".seg")) for lane in lanes] == per_channel
+        later = max((g for g in row["segments"] if g["channel"] == 0), key=lambda g: g["start"])
+        boxes = lanes[0].find_elements(By.CSS_SELECTOR, ".seg")
+        boxes[-1].click()
+        state = wait_for(lambda: (s := audio_state(driver, "#row-body .duplex audio"))["time"] >= later["start"] and s,
+                         what="playback from the segment's start")
+        assert state["error"] is None
+        assert state["duration"] >= later["end"]  # the whole recording, up to the last segment and beyond
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], severe
