@@ -191,8 +191,8 @@ def verdict(text: str, forced: Forced, rule: EarRule) -> dict:
     from jaspeech.synthesis.roundtrip import score_turn
 
     score = score_turn(text, forced.transcript)
-    span = worst_span(forced, rule.window)
     failed = forced_fails(forced, rule)
+    span = failed or worst_span(forced, rule.window, rule.floor)
     reason = None
     if failed is not None:
         reason = (f"roundtrip: the audio does not say \u300c{failed.text}\u300d ({failed.deficit:.2f} nats per piece "

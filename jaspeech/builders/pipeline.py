@@ -85,9 +85,10 @@ class Heard:
     passes: int
     first: TurnScore | None = None  # the failed first listening, when there was a second
     forced: Forced | None = None  # the ear's forced score of the text (None with the transcript rule)
-    span: Span | None = None  # the stretch of the text the audio supports least
+    span: Span | None = None  # the stretch that failed the rule, else the one the audio supports least
     take: int = 1  # which take of the turn this is (1: the first synthesis)
     audio: tuple | None = field(default=None, repr=False, compare=False)  # a retake's audio (kept for its reject)
+    failed: bool = False  # the round trip's decision for this take (builders/ear.py), made once when it is heard
 
 
 @dataclass
@@ -416,10 +417,10 @@ class RowBuilder:
         transcripts = self._transcribe(audios)
         rule = self.options.rule
         forced = self._score(audios, texts) if rule is not None else [None] * len(clips)
-        heard = {c: Heard(score_turn(t, said), 1, forced=f, span=worst_span(f, rule.window) if f else None, take=take)
+        heard = {c: self._judged(Heard(score_turn(t, said), 1, forced=f, take=take))
                  for c, t, said, f in zip(clips, texts, transcripts, forced)}
         if rule is None:
-            again = [k for k, c in enumerate(clips) if self._fails(heard[c])]
+            again = [k for k, c in enumerate(clips) if heard[c].failed]
             if again:
                 try:
                     second = self._transcribe([audios[k] for k in again], strong=True)
@@ -427,7 +428,7 @@ class RowBuilder:
                     raise RowReject(e.reason, f"second listening: {e.detail}") from None
                 for k, text in zip(again, second):
                     c = clips[k]
-                    heard[c] = Heard(score_turn(texts[k], text), 2, first=heard[c].score, take=take)
+                    heard[c] = self._judged(Heard(score_turn(texts[k], text), 2, first=heard[c].score, take=take))
         return heard
 
     def _retake(self, pending: list[Pending], scores: list[dict[int, Heard]],
@@ -520,12 +521,20 @@ class RowBuilder:
         return None
 
     def _fails(self, heard: Heard) -> bool:
-        """The round trip's decision for one take (builders/ear.py): with the forced rule, a stretch of the text
-        the audio does not support fails it whatever the transcript says; with the transcript rule, the
-        kana-CER threshold decides."""
-        if self.options.rule is not None and heard.forced is not None:
-            return forced_fails(heard.forced, self.options.rule) is not None
-        return math.isnan(heard.score.kana_cer) or heard.score.kana_cer > self.options.max_kana_cer
+        return heard.failed
+
+    def _judged(self, heard: Heard) -> Heard:
+        """The take with the round trip's decision (builders/ear.py) and the stretch it names: with the forced rule,
+        a stretch of the text the audio does not support fails it whatever the transcript says (the row records
+        the failing stretch, else the least supported one); with the transcript rule, the kana-CER threshold
+        decides."""
+        rule = self.options.rule
+        if rule is not None and heard.forced is not None:
+            failed = forced_fails(heard.forced, rule)
+            return replace(heard, failed=failed is not None,
+                           span=failed or worst_span(heard.forced, rule.window, rule.floor))
+        kana = heard.score.kana_cer
+        return replace(heard, failed=math.isnan(kana) or kana > self.options.max_kana_cer)
 
     def _roundtrip_reject(self, p: Pending, heard: dict[int, Heard], failed: dict[int, list[Heard]]) -> RowReject:
         """`roundtrip` for the first failed turn: every take it got, the best first (the least unsupported
